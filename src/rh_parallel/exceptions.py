@@ -1,0 +1,61 @@
+"""Every exception rh-parallel raises on purpose, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rh_parallel.model.results import ExecutionResult
+
+__all__ = [
+    "CircuitOpenError",
+    "DependencyFailedError",
+    "FailureThresholdExceeded",
+    "GroupTimeoutError",
+    "RhParallelError",
+]
+
+
+class RhParallelError(Exception):
+    """The base of every error rh-parallel raises itself."""
+
+
+class GroupTimeoutError(RhParallelError, TimeoutError):
+    """A group's ``timeout`` passed; ``results`` holds every item's result (unfinished ones
+    with status ``timed_out``)."""
+
+    def __init__(self, message: str, results: Sequence[ExecutionResult] = ()) -> None:
+        super().__init__(message)
+        self.results = list(results)
+
+
+class FailureThresholdExceeded(RhParallelError):
+    """A ``FAIL_THRESHOLD`` group reached its ``failure_threshold``; ``results`` holds every
+    item's result (the ones stopped early with status ``cancelled``)."""
+
+    def __init__(self, message: str, results: Sequence[ExecutionResult] = ()) -> None:
+        super().__init__(message)
+        self.results = list(results)
+
+
+class CircuitOpenError(RhParallelError):
+    """A circuit breaker rejected a call without running it."""
+
+    def __init__(self, breaker: str, retry_after: float | None = None) -> None:
+        hint = f"; it half-opens in {retry_after:.2f}s" if retry_after is not None else ""
+        super().__init__(f"circuit breaker {breaker!r} is open{hint}")
+        self.breaker = breaker
+        self.retry_after = retry_after
+
+
+class DependencyFailedError(RhParallelError):
+    """An item was skipped because an item it depends on did not complete ok."""
+
+    def __init__(self, item: str, dependency: str, dependency_status: str) -> None:
+        super().__init__(
+            f"item {item!r} skipped: its dependency {dependency!r} ended {dependency_status}"
+        )
+        self.item = item
+        self.dependency = dependency
+        self.dependency_status = dependency_status

@@ -1,0 +1,15 @@
+"""The execution layer: the state, parallel groups and their policies."""
+
+from rh_parallel.execution.breaker import CircuitBreaker, CircuitState
+from rh_parallel.execution.manager import ParallelExecutionManager
+from rh_parallel.execution.retry import RetryPolicy
+from rh_parallel.execution.state import ExecutionState, set_default_observers
+
+__all__ = [
+    "CircuitBreaker",
+    "CircuitState",
+    "ExecutionState",
+    "ParallelExecutionManager",
+    "RetryPolicy",
+    "set_default_observers",
+]

@@ -1,0 +1,243 @@
+"""``ExecutionState``: the user's entry point to the executor."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, overload
+
+from rh_parallel.execution.breaker import CircuitBreaker
+from rh_parallel.execution.manager import ParallelExecutionManager
+from rh_parallel.execution.options import GroupOptions
+from rh_parallel.execution.records import RecordPublisher, truncate
+from rh_parallel.execution.retry import RetryPolicy
+from rh_parallel.model.enums import ErrorStrategy, ExecutionStatus, ResultStatus
+from rh_parallel.model.events import EventInvocation, ExecutionEvent
+from rh_parallel.model.results import ExecutionResult
+from rh_parallel.runtime.bus import EventBus
+from rh_parallel.runtime.observer import ExecutionObserver, ItemInfo, ObserverSet, current_item
+from rh_parallel.runtime.scope import Scope, current_scope
+
+__all__ = ["ExecutionState", "set_default_observers"]
+
+ObserversFactory = Callable[[], Sequence[ExecutionObserver]]
+_default_observers: ObserversFactory = tuple
+
+
+def set_default_observers(factory: ObserversFactory) -> None:
+    """Set what observers a state gets when not given ``observers=`` (the facade wires
+    tracing and Prometheus metrics here)."""
+    global _default_observers
+    _default_observers = factory
+
+
+class ExecutionState:
+    """Runs events and parallel groups, and owns what they share.
+
+    ``event_bus`` receives the lifecycle records (a new bus when omitted);
+    ``global_max_workers`` bounds the items running at once across every group of this state;
+    ``observers`` replaces the default observers (tracing and Prometheus metrics), ``[]`` runs
+    with none; ``capture_io`` puts truncated results into records (off: results may be private).
+    """
+
+    def __init__(
+        self,
+        event_bus: EventBus | None = None,
+        global_max_workers: int | None = None,
+        *,
+        observers: Iterable[ExecutionObserver] | None = None,
+        capture_io: bool = False,
+        max_io_chars: int = 200,
+    ) -> None:
+        if global_max_workers is not None and (
+            isinstance(global_max_workers, bool)
+            or not isinstance(global_max_workers, int)
+            or global_max_workers < 1
+        ):
+            raise ValueError(
+                f"global_max_workers={global_max_workers!r} must be an int >= 1, or None for "
+                "no state-wide limit"
+            )
+        self.event_bus = event_bus if event_bus is not None else EventBus()
+        self.global_max_workers = global_max_workers
+        self.global_limiter = (
+            asyncio.Semaphore(global_max_workers) if global_max_workers is not None else None
+        )
+        chosen = _default_observers() if observers is None else list(observers)
+        for observer in chosen:
+            if not isinstance(observer, ExecutionObserver):
+                raise TypeError(
+                    f"observers takes ExecutionObserver instances, got {observer!r}; subclass "
+                    "rh_parallel.runtime.ExecutionObserver"
+                )
+        self.observer_set = ObserverSet(chosen)
+        self.publisher = RecordPublisher(self.event_bus, capture_io, max_io_chars)
+        self.root_scope = Scope("")
+
+    @property
+    def observers(self) -> tuple[ExecutionObserver, ...]:
+        return self.observer_set.observers
+
+    def current_item_info(self) -> ItemInfo | None:
+        """The observer view of the item whose code runs now (for nested groups)."""
+        return current_item.get() if self.observer_set else None
+
+    # -- groups ---------------------------------------------------------------------------
+
+    def parallel(
+        self,
+        max_workers: int = 5,
+        *,
+        name: str | None = None,
+        error_strategy: ErrorStrategy = ErrorStrategy.FAIL_SLOW,
+        failure_threshold: int | float | None = None,
+        timeout: float | None = None,
+        event_timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        circuit_breaker: CircuitBreaker | None = None,
+    ) -> ParallelExecutionManager:
+        """A new parallel group, used as ``async with state.parallel(...) as p:``."""
+        options = GroupOptions(
+            max_workers=max_workers,
+            error_strategy=error_strategy,
+            failure_threshold=failure_threshold,
+            timeout=timeout,
+            event_timeout=event_timeout,
+            retry=retry,
+            circuit_breaker=circuit_breaker,
+        )
+        return ParallelExecutionManager(self, name, options)
+
+    @overload
+    async def parallel_execute(
+        self, items: Mapping[str, Any], max_workers: int = ..., **options: Any
+    ) -> dict[str, ExecutionResult]: ...
+
+    @overload
+    async def parallel_execute(
+        self, items: Iterable[Any], max_workers: int = ..., **options: Any
+    ) -> list[ExecutionResult]: ...
+
+    async def parallel_execute(
+        self, items: Iterable[Any] | Mapping[str, Any], max_workers: int = 5, **options: Any
+    ) -> list[ExecutionResult] | dict[str, ExecutionResult]:
+        """Run ``items`` as one group: a list gives a list, a mapping gives a dict by name."""
+        pairs = list(items.items()) if isinstance(items, Mapping) else list(enumerate(items))
+        try:
+            group = self.parallel(max_workers, **options)
+            for key, work in pairs:
+                if isinstance(key, str):
+                    group.add(key, work)
+                else:
+                    group.add(work)
+        except BaseException:
+            _close_all(work for _, work in pairs)
+            raise
+        if isinstance(items, Mapping):
+            return await group.gather_dict()
+        return await group.gather()
+
+    # -- sequential events ----------------------------------------------------------------
+
+    async def run_event(self, invocation: EventInvocation) -> ExecutionResult:
+        """Run one event invocation on its own: records, observers, and a result.
+
+        A handler exception becomes ``ok=False``; cancellation is recorded and re-raised.
+        """
+        event = invocation.event
+        actor = event.actor
+        parent = current_scope.get() or self.root_scope
+        address = parent.child_address("event", actor.name)
+        token = current_scope.set(Scope(address, parent.depth + 1, parent.group_id, parent.lease))
+        observers = self.observer_set
+        try:
+            if not observers:
+                return await self._run_body(invocation, address, None)
+            info = ItemInfo(None, actor.name, address, actor.event_type, actor, None)
+            info.attempts = 1
+            info_token = current_item.set(info)
+            try:
+                with observers.item_scope(info):
+                    observers.on_item_start(info)
+                    return await self._run_body(invocation, address, info)
+            finally:
+                current_item.reset(info_token)
+        finally:
+            current_scope.reset(token)
+
+    async def _run_body(
+        self, invocation: EventInvocation, address: str, info: ItemInfo | None
+    ) -> ExecutionResult:
+        event = invocation.event
+        bus = self.event_bus
+        if bus.has_subscribers:
+            bus.publish(self._record(event, address, ExecutionStatus.STARTED))
+        began = time.perf_counter()
+        cancelled: asyncio.CancelledError | None = None
+        try:
+            value = await invocation.run_body()
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+            result = ExecutionResult.failure(exc, ResultStatus.CANCELLED, name=event.actor.name)
+        except Exception as exc:
+            result = ExecutionResult.failure(exc, name=event.actor.name)
+        else:
+            result = ExecutionResult.success(value, name=event.actor.name)
+        result.execution_time = time.perf_counter() - began
+        if info is not None:
+            self.observer_set.on_item_end(info, result)
+        self._publish(event, address, result)
+        if cancelled is not None:
+            raise cancelled
+        return result
+
+    def _record(
+        self, event: ExecutionEvent, address: str, status: ExecutionStatus, **fields: Any
+    ) -> ExecutionEvent:
+        scope = current_scope.get()
+        return event.model_copy(
+            update={
+                "address": address,
+                "execution_status": status,
+                "timestamp": time.time(),
+                "group_id": scope.group_id if scope is not None else None,
+                "trace_id": None,
+                "span_id": None,
+                **fields,
+            }
+        )
+
+    def _publish(self, event: ExecutionEvent, address: str, result: ExecutionResult) -> None:
+        if not self.event_bus.has_subscribers:
+            return
+        publisher = self.publisher
+        self.event_bus.publish(
+            self._record(
+                event,
+                address,
+                result.status.as_execution_status,
+                execution_time=result.execution_time,
+                error_type=result.error_type,
+                message=result.error_message,
+                detail=truncate(result.result, publisher.max_io_chars)
+                if publisher.capture_io and result.ok
+                else None,
+            )
+        )
+
+    async def aclose(self) -> None:
+        """Deliver every queued record and stop the bus's dispatchers."""
+        await self.event_bus.aclose()
+
+    async def __aenter__(self) -> ExecutionState:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def _close_all(items: Iterable[Any]) -> None:
+    for work in items:
+        if asyncio.iscoroutine(work):
+            work.close()

@@ -1,0 +1,63 @@
+"""Actors: the named, typed units of work (agents, tools, LLMs) that events invoke."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rh_parallel.model.enums import EventType
+
+__all__ = ["LLM", "Agent", "BaseActor", "Handler", "Tool"]
+
+Handler = Callable[[Any, Any, Any], Awaitable[Any]]
+"""``async def handler(input_data, extra_context, state)``."""
+
+
+class BaseActor(BaseModel):
+    """A named unit of work with a typed input.
+
+    ``handler`` is ``async def handler(input_data, extra_context, state)``; ``input_data`` is
+    validated against ``input_model`` (a dict or an instance is accepted) and, when
+    ``output_model`` is given, the handler's return value is validated against it.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    input_model: type[BaseModel]
+    handler: Handler
+    output_model: type[BaseModel] | None = None
+    event_type: EventType = EventType.TASK
+
+    def validate_input(self, input_data: Any) -> Any:
+        """Coerce ``input_data`` to ``input_model`` (instances pass through untouched)."""
+        if isinstance(input_data, self.input_model):
+            return input_data
+        return self.input_model.model_validate(input_data)
+
+    def validate_output(self, output: Any) -> Any:
+        """Coerce the handler's return value to ``output_model`` when there is one."""
+        if self.output_model is None or isinstance(output, self.output_model):
+            return output
+        return self.output_model.model_validate(output)
+
+
+class Tool(BaseActor):
+    """An actor whose events are tool calls (spans ``execute_tool {name}``)."""
+
+    event_type: EventType = EventType.TOOL_CALL
+
+
+class LLM(BaseActor):
+    """An actor whose events are LLM calls (spans ``chat {name}``); ``name`` is the model."""
+
+    event_type: EventType = EventType.LLM_CALL
+
+
+class Agent(BaseActor):
+    """An actor whose events are agent calls (spans ``invoke_agent {name}``)."""
+
+    event_type: EventType = EventType.AGENT_CALL

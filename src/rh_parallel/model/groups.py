@@ -1,0 +1,59 @@
+"""The live state of one parallel group, and the record a group publishes."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from rh_parallel.model.enums import GroupStatus
+
+__all__ = ["GroupError", "ParallelEventGroup"]
+
+
+class GroupError(BaseModel):
+    """One failed item of a group, as printers list it."""
+
+    index: int
+    name: str
+    status: str
+    error_type: str | None = None
+    error_message: str | None = None
+
+
+class ParallelEventGroup(BaseModel):
+    """A parallel group: its identity, live counters and final status.
+
+    Once the group has ended, ``completed + failed + cancelled == total``: ``completed`` counts
+    ok results, ``cancelled`` the cancelled ones and ``failed`` every other status (failed,
+    timed_out, rejected, skipped). ``group_id`` is derived from the parent address, the name
+    and the group's ordinal there, so a replayed run gets the same ids.
+    """
+
+    group_id: str
+    name: str = "parallel"
+    address: str = ""
+    parent_group_id: str | None = None
+    depth: int = 0
+    max_workers: int = 1
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    retries: int = 0
+    status: GroupStatus = GroupStatus.PENDING
+    start_time: float | None = None
+    end_time: float | None = None
+    duration: float | None = None
+    errors: list[GroupError] = Field(default_factory=list)
+    error_strategy: str = "fail_slow"
+    trace_id: str | None = None
+    span_id: str | None = None
+
+    @property
+    def finished(self) -> int:
+        """How many items have ended, whatever their status."""
+        return self.completed + self.failed + self.cancelled
+
+    @property
+    def progress(self) -> float:
+        """Share of the group's items that have ended, from 0.0 to 1.0."""
+        return self.finished / self.total if self.total else 1.0

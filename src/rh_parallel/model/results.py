@@ -1,0 +1,95 @@
+"""The outcome of one event or group item."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rh_parallel.model.enums import ResultStatus
+
+__all__ = ["ExecutionResult"]
+
+
+class ExecutionResult(BaseModel):
+    """What running an event or a group item produced.
+
+    ``ok`` is the one flag to test; ``status`` says how it ended; ``error`` is the exception
+    object itself (never serialized), ``error_type`` and ``error_message`` its printable form.
+    ``execution_time`` counts seconds spent running (all attempts), ``queue_time`` seconds spent
+    waiting for a worker slot.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    ok: bool
+    result: Any = None
+    status: ResultStatus = ResultStatus.COMPLETED
+    error: BaseException | None = Field(default=None, exclude=True, repr=False)
+    error_type: str | None = None
+    error_message: str | None = None
+    index: int | None = None
+    name: str | None = None
+    group_id: str | None = None
+    attempts: int = 1
+    execution_time: float = 0.0
+    queue_time: float = 0.0
+
+    @classmethod
+    def build(cls, fields: dict[str, Any]) -> ExecutionResult:
+        """A result from trusted fields, without validation (the executor's hot path).
+
+        Equivalent to ``model_construct`` for this model's own fields, at a fraction of its
+        cost: the executor builds one result per item.
+        """
+        values = _DEFAULTS.copy()
+        values.update(fields)
+        return cls.from_complete(values)
+
+    @classmethod
+    def from_complete(cls, values: dict[str, Any]) -> ExecutionResult:
+        """A result from a dict that has every field already (no defaults, no validation)."""
+        result = cls.__new__(cls)
+        object.__setattr__(result, "__dict__", values)
+        object.__setattr__(result, "__pydantic_fields_set__", _ALL_FIELDS)
+        object.__setattr__(result, "__pydantic_extra__", None)
+        object.__setattr__(result, "__pydantic_private__", None)
+        return result
+
+    @classmethod
+    def success(cls, result: Any = None, **fields: Any) -> ExecutionResult:
+        """A completed result (built without re-validation: the executor's hot path)."""
+        fields["ok"] = True
+        fields["result"] = result
+        return cls.build(fields)
+
+    @classmethod
+    def failure(
+        cls,
+        error: BaseException | None,
+        status: ResultStatus = ResultStatus.FAILED,
+        **fields: Any,
+    ) -> ExecutionResult:
+        """A failed result for ``error`` with the given terminal status."""
+        fields["ok"] = False
+        fields["status"] = status
+        fields["error"] = error
+        fields["error_type"] = type(error).__name__ if error is not None else None
+        fields["error_message"] = str(error) if error is not None else None
+        return cls.build(fields)
+
+    def unwrap(self) -> Any:
+        """Return ``result`` when ok, raise the error otherwise (handy in dependents)."""
+        if self.ok:
+            return self.result
+        if self.error is not None:
+            raise self.error
+        raise RuntimeError(f"item {self.name!r} ended {self.status.value}: {self.error_message}")
+
+
+_DEFAULTS: dict[str, Any] = {
+    name: info.get_default(call_default_factory=True)
+    for name, info in ExecutionResult.model_fields.items()
+    if name != "ok"
+}
+_ALL_FIELDS = set(ExecutionResult.model_fields)

@@ -1,0 +1,24 @@
+"""The runtime layer: the event bus, per-task addressing and the observer interface."""
+
+from rh_parallel.runtime.bus import EventBus, Subscription
+from rh_parallel.runtime.observer import (
+    ExecutionObserver,
+    GroupInfo,
+    ItemInfo,
+    ObserverSet,
+    current_item,
+)
+from rh_parallel.runtime.scope import Lease, Scope, current_scope
+
+__all__ = [
+    "EventBus",
+    "ExecutionObserver",
+    "GroupInfo",
+    "ItemInfo",
+    "Lease",
+    "ObserverSet",
+    "Scope",
+    "Subscription",
+    "current_item",
+    "current_scope",
+]

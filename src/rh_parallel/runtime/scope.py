@@ -1,0 +1,60 @@
+"""Per-task addressing: where in the execution tree the running code is.
+
+The current :class:`Scope` lives in a ``contextvars.ContextVar``: every item of a group runs in
+its own task with its own scope, so concurrent items never see each other's address, and the
+ordinals that make addresses unique are counted per parent scope, which makes them
+deterministic as long as each scope's own code runs its children in a deterministic order.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Protocol
+
+__all__ = ["Lease", "Scope", "current_scope"]
+
+
+class Lease(Protocol):
+    """A worker slot held by the code running in a scope (a global-limit slot).
+
+    A group opened inside an item releases its item's lease while it waits for its own items,
+    so nested groups cannot deadlock under a global limit.
+    """
+
+    def release(self) -> None: ...
+
+    async def reacquire(self) -> None: ...
+
+
+class Scope:
+    """One node of the execution tree: an address plus the ordinals of its children."""
+
+    __slots__ = ("_ordinals", "address", "depth", "group_id", "lease")
+
+    def __init__(
+        self,
+        address: str,
+        depth: int = 0,
+        group_id: str | None = None,
+        lease: Lease | None = None,
+    ) -> None:
+        self.address = address
+        self.depth = depth
+        self.group_id = group_id
+        self.lease = lease
+        self._ordinals: dict[str, int] | None = None
+
+    def child_address(self, kind: str, name: str) -> str:
+        """A new unique, deterministic child address: ``parent/name``, ``parent/name#1``, ..."""
+        ordinals = self._ordinals
+        if ordinals is None:
+            ordinals = self._ordinals = {}
+        key = f"{kind}:{name}"
+        ordinal = ordinals.get(key, 0)
+        ordinals[key] = ordinal + 1
+        leaf = name if ordinal == 0 else f"{name}#{ordinal}"
+        return f"{self.address}/{leaf}" if self.address else leaf
+
+
+current_scope: ContextVar[Scope | None] = ContextVar("rh_parallel_scope", default=None)
+"""The scope of the code running now (``None``: the state's root scope)."""

@@ -1,0 +1,160 @@
+"""Circuit breakers: on their own, in groups, shared, and with retries."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from rh_parallel import (
+    CircuitBreaker,
+    CircuitOpenError,
+    CircuitState,
+    ErrorStrategy,
+    ExecutionState,
+    ResultStatus,
+    RetryPolicy,
+)
+from rh_parallel.testing import ConcurrencyProbe
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def failing() -> None:
+    raise ConnectionError("down")
+
+
+async def ok() -> str:
+    return "up"
+
+
+async def test_opens_after_consecutive_failures_and_rejects() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker("api", failure_threshold=2, recovery_timeout=5, clock=clock)
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            await breaker.call(failing)
+    assert breaker.state is CircuitState.OPEN
+    with pytest.raises(CircuitOpenError, match=r"'api' is open; it half-opens in 5\.00s"):
+        await breaker.call(ok)
+    clock.now = 5
+    assert breaker.state is CircuitState.HALF_OPEN
+    assert await breaker.call(ok) == "up"
+    assert breaker.state is CircuitState.CLOSED
+
+
+async def test_a_success_resets_the_consecutive_count() -> None:
+    breaker = CircuitBreaker("api", failure_threshold=2)
+    with pytest.raises(ConnectionError):
+        await breaker.call(failing)
+    await breaker.call(ok)
+    with pytest.raises(ConnectionError):
+        await breaker.call(failing)
+    assert breaker.state is CircuitState.CLOSED
+
+
+async def test_half_open_lets_a_limited_number_of_probes_through() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(
+        "api", failure_threshold=1, recovery_timeout=1, half_open_max_calls=2, clock=clock
+    )
+    with pytest.raises(ConnectionError):
+        await breaker.call(failing)
+    clock.now = 1
+    release = asyncio.Event()
+    probe = ConcurrencyProbe()
+
+    async def held() -> None:
+        async with probe:
+            await release.wait()
+
+    probes = [asyncio.create_task(breaker.call(held)) for _ in range(2)]
+    await asyncio.sleep(0)
+    with pytest.raises(CircuitOpenError):
+        await breaker.call(ok)  # a third arriving meanwhile is rejected
+    release.set()
+    await asyncio.gather(*probes)
+    assert probe.peak == 2 and breaker.state is CircuitState.CLOSED
+
+
+async def test_a_failed_probe_reopens() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker("api", failure_threshold=1, recovery_timeout=1, clock=clock)
+    with pytest.raises(ConnectionError):
+        await breaker.call(failing)
+    clock.now = 1
+    with pytest.raises(ConnectionError):
+        async with breaker:
+            await failing()
+    assert breaker.state is CircuitState.OPEN
+
+
+async def test_open_breaker_rejects_group_items_without_running_or_slots(
+    state: ExecutionState,
+) -> None:
+    breaker = CircuitBreaker("search", failure_threshold=2, recovery_timeout=60)
+    ran: list[int] = []
+
+    async def call(n: int) -> None:
+        ran.append(n)
+        raise ConnectionError("down")
+
+    async with state.parallel(max_workers=1, circuit_breaker=breaker) as p:
+        for n in range(5):
+            p.add(call(n))
+    results = await p.gather()
+    assert ran == [0, 1]
+    assert [r.status for r in results] == [ResultStatus.FAILED] * 2 + [ResultStatus.REJECTED] * 3
+    assert all(r.error_type == "CircuitOpenError" for r in results[2:])
+    assert breaker.rejections == 3
+    assert p.group.failed == 5
+
+
+async def test_one_breaker_shared_between_groups(state: ExecutionState) -> None:
+    breaker = CircuitBreaker("shared", failure_threshold=1, recovery_timeout=60)
+    async with state.parallel(circuit_breaker=breaker, name="first") as first:
+        first.add(failing())
+    async with state.parallel(circuit_breaker=breaker, name="second") as second:
+        second.add(ok())
+    assert (await second.gather())[0].status is ResultStatus.REJECTED
+
+
+async def test_retry_breaker_and_fail_fast(state: ExecutionState) -> None:
+    breaker = CircuitBreaker("api", failure_threshold=2, recovery_timeout=60)
+    calls = 0
+
+    async def flaky() -> None:
+        nonlocal calls
+        calls += 1
+        raise ConnectionError("down")
+
+    retry = RetryPolicy(max_attempts=5, initial_delay=0, jitter=0)
+    p = state.parallel(
+        max_workers=2, retry=retry, circuit_breaker=breaker, error_strategy=ErrorStrategy.FAIL_FAST
+    )
+    p.add(flaky)
+    p.add(asyncio.Event().wait)  # holds a closed-state permit until cancelled
+    with pytest.raises(CircuitOpenError):
+        await p.gather()
+    # each attempt counts: two failures open the breaker, the third attempt is rejected
+    assert calls == 2
+    assert [r.status for r in p.results if r] == [ResultStatus.REJECTED, ResultStatus.CANCELLED]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"failure_threshold": 0}, "failure_threshold=0"),
+        ({"recovery_timeout": 0}, "recovery_timeout=0"),
+        ({"half_open_max_calls": 0}, "half_open_max_calls=0"),
+    ],
+)
+def test_bad_breaker_arguments(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        CircuitBreaker("x", **kwargs)
