@@ -25,6 +25,7 @@ from rh_parallel.execution import (
     ParallelExecutionManager,
     RetryPolicy,
 )
+from rh_parallel.execution.state import set_default_observers
 from rh_parallel.model import (
     LLM,
     Agent,
@@ -40,6 +41,10 @@ from rh_parallel.model import (
     Tool,
 )
 from rh_parallel.runtime import EventBus
+from rh_parallel.telemetry import default_observers
+
+set_default_observers(default_observers)
+del set_default_observers, default_observers
 
 __version__ = "0.1.0"
 

@@ -2,6 +2,8 @@
 
 - :class:`RecordCapture`: subscribe to a bus and keep every record, with helpers to filter.
 - :class:`ConcurrencyProbe`: count how many calls run at once (measure limits, don't guess).
+- :class:`InMemoryTelemetry`: tracing and metrics observers wired to an in-memory span exporter
+  and a private Prometheus registry, for asserting on spans and metrics.
 """
 
 from __future__ import annotations
@@ -9,12 +11,20 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
+
+from rh_parallel.execution.state import ExecutionState
 from rh_parallel.model.enums import ExecutionStatus
 from rh_parallel.model.events import ExecutionEvent
 from rh_parallel.model.groups import ParallelEventGroup
 from rh_parallel.runtime.bus import EventBus, Subscription
+from rh_parallel.telemetry.metrics import MetricsObserver
+from rh_parallel.telemetry.tracing import TracingObserver
 
-__all__ = ["ConcurrencyProbe", "RecordCapture"]
+__all__ = ["ConcurrencyProbe", "InMemoryTelemetry", "RecordCapture"]
 
 T = TypeVar("T")
 
@@ -100,3 +110,50 @@ class ConcurrencyProbe:
                 return await fn(*args, **kwargs)
 
         return counted
+
+
+class InMemoryTelemetry:
+    """Tracing and metrics observers that record into memory, for tests.
+
+    >>> telemetry = InMemoryTelemetry()
+    >>> state = telemetry.state()          # an ExecutionState with both observers
+    >>> # ... run ...
+    >>> # telemetry.span("invoke_workflow docs").attributes["rh_parallel.group_size"]
+    >>> # telemetry.sample("rh_parallel_events_total", kind="task", outcome="completed",
+    >>> #                  group="docs")
+    """
+
+    def __init__(self, max_groups: int = 100) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.registry = CollectorRegistry()
+        self.tracing = TracingObserver(self.tracer_provider)
+        self.metrics = MetricsObserver(self.registry, max_groups=max_groups)
+
+    @property
+    def observers(self) -> list[TracingObserver | MetricsObserver]:
+        return [self.tracing, self.metrics]
+
+    def state(self, **kwargs: Any) -> ExecutionState:
+        """An ExecutionState observed by this telemetry (keyword arguments pass through)."""
+        return ExecutionState(observers=self.observers, **kwargs)
+
+    def spans(self) -> list[ReadableSpan]:
+        """Every finished span, in end order."""
+        return list(self.exporter.get_finished_spans())
+
+    def span(self, name: str) -> ReadableSpan:
+        """The one finished span called ``name`` (raises if there are none or several)."""
+        found = [s for s in self.spans() if s.name == name]
+        if len(found) != 1:
+            names = sorted({s.name for s in self.spans()})
+            raise LookupError(f"{len(found)} spans named {name!r}; spans: {names}")
+        return found[0]
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        """A metric sample's value (``None`` when the series does not exist)."""
+        return self.registry.get_sample_value(name, labels)
+
+    def clear(self) -> None:
+        self.exporter.clear()

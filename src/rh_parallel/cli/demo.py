@@ -40,7 +40,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7, help="seed of latencies and failures")
     parser.add_argument("--latency", type=float, default=0.25, help="mean seconds per call")
     parser.add_argument(
-        "--duration", type=float, default=0.0,
+        "--duration",
+        type=float,
+        default=0.0,
         help="keep running the workflow for this many seconds (traffic for dashboards)",
     )
     parser.add_argument("--loop", action="store_true", help="run until interrupted")
@@ -55,10 +57,14 @@ def print_report(report: DemoReport, elapsed: float, out: object = sys.stdout) -
         write(f"  {mark} {result.name}: {detail}\n")
     if report.summary is not None:
         summary = report.summary
-        write(f"  aggregate: {summary.status.value}"
-              f"{'' if summary.ok else f' ({summary.error_message})'}\n")
-    write(f"documents: {report.completed} completed, {report.failed} failed, "
-          f"{len(report.results)} total in {elapsed:.2f}s\n")
+        write(
+            f"  aggregate: {summary.status.value}"
+            f"{'' if summary.ok else f' ({summary.error_message})'}\n"
+        )
+    write(
+        f"documents: {report.completed} completed, {report.failed} failed, "
+        f"{len(report.results)} total in {elapsed:.2f}s\n"
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -68,8 +74,9 @@ async def run(args: argparse.Namespace) -> int:
     round_number = 0
     try:
         while True:
-            config = DemoConfig(args.docs, args.workers, args.fail_rate, args.seed,
-                                args.latency, round_number)
+            config = DemoConfig(
+                args.docs, args.workers, args.fail_rate, args.seed, args.latency, round_number
+            )
             began = time.perf_counter()
             report = await run_workflow(state, config, breaker)
             print_report(report, time.perf_counter() - began)

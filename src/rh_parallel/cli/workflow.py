@@ -108,14 +108,14 @@ def build_actors(config: DemoConfig, breaker: CircuitBreaker) -> dict[str, Execu
     classify = ExecutionEvent(
         actor=LLM(name="classifier-small", input_model=TextInput, handler=llm_call)
     )
-    search = ExecutionEvent(
-        actor=Tool(name="search_api", input_model=TextInput, handler=enrich)
-    )
+    search = ExecutionEvent(actor=Tool(name="search_api", input_model=TextInput, handler=enrich))
     retry = RetryPolicy(
         max_attempts=3, initial_delay=0.05, backoff=2.0, retry_on=(UpstreamUnavailable,)
     )
 
-    async def process_document(data: DocumentInput, ctx: Any, state: ExecutionState) -> dict:
+    async def process_document(
+        data: DocumentInput, ctx: Any, state: ExecutionState
+    ) -> dict[str, Any]:
         rng = _rng(config, data.doc_id, "parse")
         await _simulate(config, rng, 0.5)
         if rng.random() < config.fail_rate:
@@ -123,15 +123,20 @@ def build_actors(config: DemoConfig, breaker: CircuitBreaker) -> dict[str, Execu
         async with state.parallel(
             max_workers=3, name=f"analyze {data.doc_id}", retry=retry, circuit_breaker=breaker
         ) as steps:
-            steps.add("summary", lambda: summarize(TextInput(doc_id=data.doc_id, step="summary"),
-                                                   ctx, state))
-            steps.add("labels", lambda: classify(TextInput(doc_id=data.doc_id, step="labels"),
-                                                 ctx, state))
-            steps.add("related", lambda: search(TextInput(doc_id=data.doc_id, step="related"),
-                                                ctx, state))
+            steps.add(
+                "summary",
+                lambda: summarize(TextInput(doc_id=data.doc_id, step="summary"), ctx, state),
+            )
+            steps.add(
+                "labels", lambda: classify(TextInput(doc_id=data.doc_id, step="labels"), ctx, state)
+            )
+            steps.add(
+                "related", lambda: search(TextInput(doc_id=data.doc_id, step="related"), ctx, state)
+            )
         found = await steps.gather_dict()
-        return {name: r.result if r.ok else f"unavailable ({r.error_type})"
-                for name, r in found.items()}
+        return {
+            name: r.result if r.ok else f"unavailable ({r.error_type})" for name, r in found.items()
+        }
 
     async def aggregate(data: Nothing, ctx: Any, state: ExecutionState) -> str:
         await _simulate(config, _rng(config, "aggregate"), 0.3)
@@ -144,8 +149,9 @@ def build_actors(config: DemoConfig, breaker: CircuitBreaker) -> dict[str, Execu
     return {"process": process, "aggregate": report}
 
 
-async def run_workflow(state: ExecutionState, config: DemoConfig,
-                       breaker: CircuitBreaker) -> DemoReport:
+async def run_workflow(
+    state: ExecutionState, config: DemoConfig, breaker: CircuitBreaker
+) -> DemoReport:
     """Run the orchestrator once; returns the documents' results and the aggregation's."""
     events = build_actors(config, breaker)
     report = DemoReport()

@@ -12,10 +12,10 @@ from rh_parallel.model.actors import BaseActor
 from rh_parallel.model.enums import EventType, ResultStatus
 from rh_parallel.model.events import EventInvocation
 from rh_parallel.model.results import ExecutionResult
+from rh_parallel.runtime.observer import ItemInfo
 
 if TYPE_CHECKING:
     from rh_parallel.execution.breaker import BreakerPermit
-    from rh_parallel.runtime.observer import ItemInfo
 
 __all__ = ["Item", "WorkKind", "adopt", "classify_work"]
 
@@ -64,28 +64,24 @@ def work_name(work: object, kind: WorkKind) -> str:
     return "lambda" if name == "<lambda>" else str(name)
 
 
-class Item:
-    """One item of a group, from ``add()`` until its result."""
+class Item(ItemInfo):
+    """One item of a group, from ``add()`` until its result; observers see it as ItemInfo."""
+
+    index: int
 
     __slots__ = (
-        "address",
-        "attempts",
         "dependents",
         "depends_on",
         "execution_time",
         "explicit_name",
         "holds_slot",
-        "index",
-        "info",
-        "kind",
-        "name",
         "pending",
         "permit",
-        "queue_time",
         "queued_at",
         "result",
         "task",
         "work",
+        "work_kind",
     )
 
     def __init__(
@@ -98,9 +94,18 @@ class Item:
     ) -> None:
         self.index = index
         self.work: object = work
-        self.kind = kind
+        self.work_kind = kind
         self.explicit_name = explicit_name
         self.name = explicit_name if explicit_name is not None else work_name(work, kind)
+        if kind is WorkKind.INVOCATION:
+            assert isinstance(work, EventInvocation)
+            self.actor: BaseActor | None = work.event.actor
+            self.event_type = work.event.actor.event_type
+        else:
+            self.actor = None
+            self.event_type = EventType.TASK
+        self.group = None
+        self.scratch = None
         self.depends_on = depends_on
         self.dependents: list[Item] | None = None
         self.pending = 0
@@ -112,28 +117,15 @@ class Item:
         self.holds_slot = False
         self.result: ExecutionResult | None = None
         self.task: asyncio.Task[None] | None = None
-        self.info: ItemInfo | None = None
         self.permit: BreakerPermit | None = None
 
     @property
-    def actor(self) -> BaseActor | None:
-        if self.kind is WorkKind.INVOCATION:
-            assert isinstance(self.work, EventInvocation)
-            return self.work.event.actor
-        return None
-
-    @property
-    def event_type(self) -> EventType:
-        actor = self.actor
-        return actor.event_type if actor is not None else EventType.TASK
-
-    @property
     def recreatable(self) -> bool:
-        return self.kind in (WorkKind.INVOCATION, WorkKind.FACTORY)
+        return self.work_kind in (WorkKind.INVOCATION, WorkKind.FACTORY)
 
     def make_attempt(self, attempt: int) -> Awaitable[Any]:
         """The awaitable for attempt number ``attempt`` (1-based)."""
-        kind = self.kind
+        kind = self.work_kind
         work = self.work
         if kind is WorkKind.FACTORY:
             assert callable(work)
@@ -155,18 +147,12 @@ class Item:
     def close_unrun(self) -> None:
         """Release work that will never run, so no coroutine is left un-awaited."""
         work = self.work
-        if self.kind is WorkKind.COROUTINE and self.attempts == 0:
+        if self.work_kind is WorkKind.COROUTINE and self.attempts == 0:
             work.close()  # type: ignore[attr-defined]
-        elif self.kind is WorkKind.AWAITABLE and isinstance(work, asyncio.Future):
+        elif self.work_kind is WorkKind.AWAITABLE and isinstance(work, asyncio.Future):
             work.cancel()
-        elif self.kind is WorkKind.INVOCATION:
+        elif self.work_kind is WorkKind.INVOCATION:
             work._awaited = True  # type: ignore[attr-defined]
-
-    def drop_work(self) -> None:
-        """Forget the work once the item has ended (nothing per item outlives the group)."""
-        self.work = None if self.kind is not WorkKind.INVOCATION else self.work
-        self.task = None
-        self.permit = None
 
 
 def adopt(value: Any, fields: dict[str, Any]) -> ExecutionResult:

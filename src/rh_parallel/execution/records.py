@@ -64,7 +64,7 @@ class RecordPublisher:
     def _record(
         self, run: GroupRun, item: Item, status: ExecutionStatus, **fields: Any
     ) -> ExecutionEvent:
-        if item.kind is WorkKind.INVOCATION:
+        if item.work_kind is WorkKind.INVOCATION:
             assert isinstance(item.work, EventInvocation)
             actor = item.work.event.actor
             tag = item.work.event.tag

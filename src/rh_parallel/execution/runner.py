@@ -90,6 +90,7 @@ class GroupRun:
         self.error: BaseException | None = None
         self.stop_reason: str | None = None
         self.info: GroupInfo | None = None
+        self.item_observers = observers
         self.done = asyncio.Event()
         self.progress: asyncio.Event | None = None
         self._ready: deque[Item] = deque()
@@ -123,7 +124,7 @@ class GroupRun:
         self._loop = asyncio.get_running_loop()
         if self.observers:
             self.info = GroupInfo(group, parent_item)
-            self.observers.on_group_start(self.info)
+            self.item_observers = self.observers.on_group_start(self.info)
         self.publisher.group(group)
         now = _perf()
         ready = self._ready
@@ -197,8 +198,8 @@ class GroupRun:
     def _reject(self, item: Item) -> None:
         breaker = self.options.circuit_breaker
         assert breaker is not None
-        if self.observers:
-            self.observers.on_breaker_rejection(breaker.name)
+        if self.item_observers:
+            self.item_observers.on_breaker_rejection(breaker.name)
         item.close_unrun()
         self._finish(item, self._failed(item, breaker.rejection(), ResultStatus.REJECTED))
 
@@ -215,12 +216,15 @@ class GroupRun:
         task = item.task
         try:
             current_scope.set(Scope(item.address, self.depth + 1, self.group.group_id, lease))
-            observers = self.observers
+            observers = self.item_observers
             if observers:
-                info = item.info = self._item_info(item)
-                current_item.set(info)
-                with observers.item_scope(info):
+                item.group = self.info
+                current_item.set(item)
+                entered = observers.enter_item(item)
+                try:
                     self._finish(item, await self._attempts(item, lease))
+                finally:
+                    observers.exit_item(entered)
             else:
                 self._finish(item, await self._attempts(item, lease))
         except Exception as exc:  # a bug in rh-parallel itself: keep the group consistent
@@ -240,21 +244,19 @@ class GroupRun:
                 await lease.reacquire()
             started = _perf()
             item.queue_time += started - item.queued_at
-            if item.info is not None:
-                item.info.queue_time = item.queue_time
-                self.observers.on_item_start(item.info)
+            observers = self.item_observers
+            if observers:
+                observers.on_item_start(item)
             if self._bus._subscriptions:
                 self.publisher.item_started(self, item)
             attempt = 0
             while True:
                 attempt += 1
                 item.attempts = attempt
-                if item.info is not None:
-                    item.info.attempts = attempt
                 began = _perf()
                 try:
                     if event_timeout is None:
-                        if item.kind is WorkKind.COROUTINE and attempt == 1:
+                        if item.work_kind is WorkKind.COROUTINE and attempt == 1:
                             value = await item.work  # type: ignore[misc]
                         else:
                             value = await item.make_attempt(attempt)
@@ -289,8 +291,8 @@ class GroupRun:
                     return result
                 delay = retry.delay(attempt)
                 self.group.retries += 1
-                if item.info is not None:
-                    self.observers.on_item_retry(item.info, result.error, delay)
+                if observers:
+                    observers.on_item_retry(item, result.error, delay)
                 self.publisher.item_retrying(self, item, result, delay)
                 self._release_slot(item)
                 if lease is not None:
@@ -305,8 +307,8 @@ class GroupRun:
                 if breaker is not None:
                     item.permit = breaker.acquire(self._on_breaker_change)
                     if item.permit is None:
-                        if self.observers:
-                            self.observers.on_breaker_rejection(breaker.name)
+                        if observers:
+                            observers.on_breaker_rejection(breaker.name)
                         return self._failed(item, breaker.rejection(), ResultStatus.REJECTED)
         except asyncio.CancelledError as exc:
             if item.permit is not None:
@@ -352,9 +354,6 @@ class GroupRun:
     def _failed(self, item: Item, error: BaseException, status: ResultStatus) -> ExecutionResult:
         return ExecutionResult.failure(error, status, **self._fields(item))
 
-    def _item_info(self, item: Item) -> ItemInfo:
-        return ItemInfo(item.index, item.name, item.address, item.event_type, item.actor, self.info)
-
     # -- ending ---------------------------------------------------------------------------
 
     def _finish(self, first: Item, first_result: ExecutionResult) -> None:
@@ -362,7 +361,7 @@ class GroupRun:
         first_task = first.task
         pending = [(first, first_result)]
         group = self.group
-        observers = self.observers
+        observers = self.item_observers
         while pending:
             item, result = pending.pop()
             if item.result is not None:
@@ -389,13 +388,12 @@ class GroupRun:
                     )
                 )
             if observers:
-                if item.info is None:
-                    item.info = self._item_info(item)
-                observers.on_item_end(item.info, result)
+                item.group = self.info
+                observers.on_item_end(item, result)
             if self._bus._subscriptions:
                 self.publisher.item_ended(self, item, result)
             item.task = None
-            if item.kind is not WorkKind.INVOCATION:
+            if item.work_kind is not WorkKind.INVOCATION:
                 item.work = None  # free the finished coroutine now, not when the group ends
             if item.dependents:
                 for dependent in item.dependents:

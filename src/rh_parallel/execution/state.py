@@ -157,11 +157,12 @@ class ExecutionState:
             info = ItemInfo(None, actor.name, address, actor.event_type, actor, None)
             info.attempts = 1
             info_token = current_item.set(info)
+            entered = observers.enter_item(info)
             try:
-                with observers.item_scope(info):
-                    observers.on_item_start(info)
-                    return await self._run_body(invocation, address, info)
+                observers.on_item_start(info)
+                return await self._run_body(invocation, address, info)
             finally:
+                observers.exit_item(entered)
                 current_item.reset(info_token)
         finally:
             current_scope.reset(token)

@@ -6,9 +6,8 @@ Tracing and metrics are observers. Hooks must be cheap; one that raises is logge
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from typing import Any
@@ -86,8 +85,13 @@ class ExecutionObserver:
     current, so spans the user's code opens nest under it).
     """
 
-    def on_group_start(self, group: GroupInfo) -> None:
-        """A group starts running (status ``running``)."""
+    def on_group_start(self, group: GroupInfo) -> bool | None:
+        """A group starts running (status ``running``).
+
+        Return ``False`` to skip this group's item hooks (the tracing observer does when no
+        SDK is configured, so an unobserved group costs nothing per item).
+        """
+        return None
 
     def on_group_end(self, group: GroupInfo) -> None:
         """A group ended; its status and counters are final."""
@@ -118,94 +122,117 @@ def _log_failure(observer: ExecutionObserver, hook: str) -> None:
     )
 
 
-class ObserverSet:
-    """Calls every observer's hook, isolating failures. ``bool(observers)`` is the fast path."""
+def _overrides(observer: ExecutionObserver, hook: str) -> bool:
+    return getattr(type(observer), hook) is not getattr(ExecutionObserver, hook)
 
-    __slots__ = ("observers",)
+
+class ObserverSet:
+    """Calls every observer's hook, isolating failures. ``bool(observers)`` is the fast path.
+
+    Each hook is dispatched only to the observers that override it.
+    """
+
+    __slots__ = ("_by_hook", "observers")
 
     def __init__(self, observers: Sequence[ExecutionObserver]) -> None:
         self.observers = tuple(observers)
+        self._by_hook = {
+            hook: tuple(o for o in self.observers if _overrides(o, hook))
+            for hook in (
+                "on_group_start",
+                "on_group_end",
+                "item_scope",
+                "on_item_start",
+                "on_item_retry",
+                "on_item_end",
+                "on_breaker_state",
+                "on_breaker_rejection",
+            )
+        }
 
     def __bool__(self) -> bool:
         return bool(self.observers)
 
-    def on_group_start(self, group: GroupInfo) -> None:
+    def on_group_start(self, group: GroupInfo) -> ObserverSet:
+        """Tell every observer; returns the set that wants this group's item hooks."""
+        declined = []
         for observer in self.observers:
             try:
-                observer.on_group_start(group)
+                if observer.on_group_start(group) is False:
+                    declined.append(observer)
             except Exception:
                 _log_failure(observer, "on_group_start")
+        if not declined:
+            return self
+        return ObserverSet([o for o in self.observers if o not in declined])
 
     def on_group_end(self, group: GroupInfo) -> None:
-        for observer in self.observers:
+        for observer in self._by_hook["on_group_end"]:
             try:
                 observer.on_group_end(group)
             except Exception:
                 _log_failure(observer, "on_group_end")
 
-    @contextlib.contextmanager
-    def item_scope(self, item: ItemInfo) -> Iterator[None]:
-        """Enter every observer's item scope; a scope that fails to enter or exit is skipped."""
-        with contextlib.ExitStack() as stack:
-            for observer in self.observers:
-                try:
-                    scope = observer.item_scope(item)
-                    if scope is not None:
-                        stack.enter_context(_Guarded(observer, scope))
-                except Exception:
-                    _log_failure(observer, "item_scope")
-            yield
+    def enter_item(
+        self, item: ItemInfo
+    ) -> list[tuple[ExecutionObserver, AbstractContextManager[None]]] | None:
+        """Enter every observer's item scope (a scope that fails to enter is skipped)."""
+        entered = None
+        for observer in self._by_hook["item_scope"]:
+            try:
+                scope = observer.item_scope(item)
+                if scope is not None:
+                    scope.__enter__()
+                    if entered is None:
+                        entered = []
+                    entered.append((observer, scope))
+            except Exception:
+                _log_failure(observer, "item_scope")
+        return entered
+
+    def exit_item(
+        self, entered: list[tuple[ExecutionObserver, AbstractContextManager[None]]] | None
+    ) -> None:
+        """Leave the scopes ``enter_item`` entered, innermost first; failures are logged."""
+        if not entered:
+            return
+        for observer, scope in reversed(entered):
+            try:
+                scope.__exit__(None, None, None)
+            except Exception:
+                _log_failure(observer, "item_scope exit")
 
     def on_item_start(self, item: ItemInfo) -> None:
-        for observer in self.observers:
+        for observer in self._by_hook["on_item_start"]:
             try:
                 observer.on_item_start(item)
             except Exception:
                 _log_failure(observer, "on_item_start")
 
     def on_item_retry(self, item: ItemInfo, error: BaseException | None, delay: float) -> None:
-        for observer in self.observers:
+        for observer in self._by_hook["on_item_retry"]:
             try:
                 observer.on_item_retry(item, error, delay)
             except Exception:
                 _log_failure(observer, "on_item_retry")
 
     def on_item_end(self, item: ItemInfo, result: ExecutionResult) -> None:
-        for observer in self.observers:
+        for observer in self._by_hook["on_item_end"]:
             try:
                 observer.on_item_end(item, result)
             except Exception:
                 _log_failure(observer, "on_item_end")
 
     def on_breaker_state(self, breaker: str, state: str) -> None:
-        for observer in self.observers:
+        for observer in self._by_hook["on_breaker_state"]:
             try:
                 observer.on_breaker_state(breaker, state)
             except Exception:
                 _log_failure(observer, "on_breaker_state")
 
     def on_breaker_rejection(self, breaker: str) -> None:
-        for observer in self.observers:
+        for observer in self._by_hook["on_breaker_rejection"]:
             try:
                 observer.on_breaker_rejection(breaker)
             except Exception:
                 _log_failure(observer, "on_breaker_rejection")
-
-
-class _Guarded(AbstractContextManager[None]):
-    """Wraps one observer's scope so that an exception in its exit is logged, not raised."""
-
-    __slots__ = ("_observer", "_scope")
-
-    def __init__(self, observer: ExecutionObserver, scope: AbstractContextManager[None]) -> None:
-        self._observer = observer
-        self._scope = scope
-
-    def __enter__(self) -> None:
-        self._scope.__enter__()
-
-    def __exit__(self, *exc_info: Any) -> None:
-        try:
-            self._scope.__exit__(*exc_info)
-        except Exception:
-            _log_failure(self._observer, "item_scope exit")

@@ -1,0 +1,341 @@
+"""The metrics observer: Prometheus metrics for throughput, concurrency and failures.
+
+Names, types and labels are a contract (dashboards and users' queries depend on them). The
+``group`` label is the group's name, capped in distinct values (the rest fold into ``_other``).
+
+Speed: the observer is a Prometheus *collector*. Hooks update plain counters and bucket arrays
+(resolved once per group label), and ``collect()`` turns them into metric families when the
+endpoint is scraped. That keeps the per-item cost to a few dict and list operations instead of
+a locked metric update per sample, and scrapes always read current values.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Iterator
+
+from opentelemetry import trace
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar
+
+from rh_parallel.execution.breaker import CircuitState
+from rh_parallel.model.enums import GroupStatus, ResultStatus
+from rh_parallel.model.results import ExecutionResult
+from rh_parallel.runtime.observer import ExecutionObserver, GroupInfo, ItemInfo
+
+__all__ = ["METRIC_NAMES", "NO_GROUP", "OTHER_GROUP", "MetricsObserver"]
+
+OTHER_GROUP = "_other"
+NO_GROUP = "_none"
+METRIC_NAMES = (
+    "rh_parallel_events_total",
+    "rh_parallel_event_duration_seconds",
+    "rh_parallel_queue_wait_seconds",
+    "rh_parallel_events_in_flight",
+    "rh_parallel_workers_limit",
+    "rh_parallel_groups_total",
+    "rh_parallel_group_duration_seconds",
+    "rh_parallel_groups_active",
+    "rh_parallel_retries_total",
+    "rh_parallel_circuit_state",
+    "rh_parallel_circuit_rejections_total",
+)
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+WAIT_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0)
+_OUTCOMES = tuple(s.value for s in ResultStatus)
+_GROUP_OUTCOMES = tuple(
+    s.value for s in (GroupStatus.COMPLETED, GroupStatus.FAILED, GroupStatus.CANCELLED)
+)
+
+_instances: dict[int, MetricsObserver] = {}
+_instances_lock = threading.Lock()
+
+
+class _Histogram:
+    """Bucket counts, a sum, and the latest exemplar per bucket."""
+
+    __slots__ = ("bounds", "counts", "exemplars", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+        self.exemplars: dict[int, Exemplar] | None = None
+
+    def observe(self, value: float, trace_id: str | None = None) -> None:
+        bucket = bisect_left(self.bounds, value)
+        self.counts[bucket] += 1
+        self.total += value
+        if trace_id is not None:
+            if self.exemplars is None:
+                self.exemplars = {}
+            self.exemplars[bucket] = Exemplar({"trace_id": trace_id}, value, time.time())
+
+    def buckets(self) -> list[tuple[str, float] | tuple[str, float, Exemplar]]:
+        out: list[tuple[str, float] | tuple[str, float, Exemplar]] = []
+        cumulative = 0
+        exemplars = self.exemplars or {}
+        for index, count in enumerate(list(self.counts)):
+            cumulative += count
+            bound = str(self.bounds[index]) if index < len(self.bounds) else "+Inf"
+            exemplar = exemplars.get(index)
+            out.append((bound, cumulative, exemplar) if exemplar else (bound, cumulative))
+        return out
+
+
+class _EventSeries:
+    """The count and durations of one (kind, outcome) pair."""
+
+    __slots__ = ("count", "durations")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.durations = _Histogram(DURATION_BUCKETS)
+
+
+class _Series:
+    """Every sample of one ``group`` label value, resolved once per group."""
+
+    __slots__ = (
+        "events",
+        "group_duration",
+        "in_flight",
+        "label",
+        "queue_wait",
+        "retries",
+        "workers_limit",
+    )
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.in_flight = 0
+        self.workers_limit = 0
+        self.queue_wait = _Histogram(WAIT_BUCKETS)
+        self.group_duration = _Histogram(DURATION_BUCKETS)
+        self.events: dict[tuple[str, str], _EventSeries] = {}
+        self.retries: dict[str, int] = {}
+
+    def event(self, kind: str, outcome: str) -> _EventSeries:
+        found = self.events.get((kind, outcome))
+        if found is None:
+            # every outcome of a kind at once: an error ratio reads 0, not "no data"
+            for other in _OUTCOMES:
+                self.events.setdefault((kind, other), _EventSeries())
+            self.retries.setdefault(kind, 0)
+            found = self.events[(kind, outcome)]
+        return found
+
+
+class MetricsObserver(ExecutionObserver, Collector):
+    """Records the metrics of DESIGN.md section 4 and serves them from ``registry``.
+
+    Use :meth:`for_registry` (the default state wiring does): a registry accepts each metric
+    name once, so there is one observer per registry. ``max_groups`` caps the distinct values
+    of the ``group`` label; further names are counted under ``_other``.
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry | None = REGISTRY, max_groups: int = 100
+    ) -> None:
+        if max_groups < 1:
+            raise ValueError(f"max_groups={max_groups} must be >= 1")
+        self.registry = registry
+        self.max_groups = max_groups
+        self._series: dict[str, _Series] = {}
+        self._lock = threading.Lock()
+        self.groups_total = dict.fromkeys(_GROUP_OUTCOMES, 0)
+        self.groups_active = 0
+        self.circuit_state: dict[str, int] = {}
+        self.circuit_rejections: dict[str, int] = {}
+        if registry is not None:
+            registry.register(self)
+
+    @classmethod
+    def for_registry(
+        cls, registry: CollectorRegistry = REGISTRY, max_groups: int = 100
+    ) -> MetricsObserver:
+        """The one observer of ``registry`` (made and registered on first use)."""
+        with _instances_lock:
+            observer = _instances.get(id(registry))
+            if observer is None or observer.registry is not registry:
+                observer = _instances[id(registry)] = cls(registry, max_groups)
+            return observer
+
+    # -- labels ---------------------------------------------------------------------------
+
+    def series(self, group_name: str | None) -> _Series:
+        """The samples of ``group_name`` (``_none`` for events outside groups; ``_other``
+        once ``max_groups`` names have been seen)."""
+        label = NO_GROUP if group_name is None else group_name
+        found = self._series.get(label)
+        if found is not None:
+            return found
+        with self._lock:
+            if len(self._series) >= self.max_groups and label != NO_GROUP:
+                label = OTHER_GROUP
+            found = self._series.get(label)
+            if found is None:
+                found = self._series[label] = _Series(label)
+        return found
+
+    def _item_series(self, item: ItemInfo) -> _Series:
+        group = item.group
+        if group is None:
+            return self.series(None)
+        found: _Series | None = group.scratch.get(self)
+        if found is None:
+            found = group.scratch[self] = self.series(group.group.name)
+        return found
+
+    # -- hooks ----------------------------------------------------------------------------
+
+    def on_group_start(self, group: GroupInfo) -> bool | None:
+        series = group.scratch[self] = self.series(group.group.name)
+        self.groups_active += 1
+        series.workers_limit += group.group.max_workers
+        return None
+
+    def on_group_end(self, group: GroupInfo) -> None:
+        model = group.group
+        series = group.scratch.get(self) or self.series(model.name)
+        self.groups_active -= 1
+        self.groups_total[model.status.value] = self.groups_total.get(model.status.value, 0) + 1
+        series.workers_limit -= model.max_workers
+        if model.duration is not None:
+            series.group_duration.observe(model.duration)
+
+    def on_item_start(self, item: ItemInfo) -> None:
+        series = self._item_series(item)
+        series.in_flight += 1
+        if item.group is not None:
+            series.queue_wait.observe(item.queue_time)
+
+    def on_item_retry(self, item: ItemInfo, error: BaseException | None, delay: float) -> None:
+        series = self._item_series(item)
+        series.event(item.kind, "completed")
+        series.retries[item.kind] += 1
+
+    def on_item_end(self, item: ItemInfo, result: ExecutionResult) -> None:
+        series = self._item_series(item)
+        entry = series.event(item.kind, result.status.value)
+        entry.count += 1
+        if item.attempts > 0:  # it ran: not skipped, rejected or stopped while queued
+            series.in_flight -= 1
+            group = item.group
+            # an exemplar needs a span: skip the lookup in groups the tracer does not record
+            traced = group is None or group.group.trace_id is not None
+            trace_id = _sampled_trace_id() if traced else None
+            entry.durations.observe(result.execution_time, trace_id)
+
+    def on_breaker_state(self, breaker: str, state: str) -> None:
+        self.circuit_state[breaker] = CircuitState(state).gauge_value
+        self.circuit_rejections.setdefault(breaker, 0)
+
+    def on_breaker_rejection(self, breaker: str) -> None:
+        self.circuit_state.setdefault(breaker, CircuitState.OPEN.gauge_value)
+        self.circuit_rejections[breaker] = self.circuit_rejections.get(breaker, 0) + 1
+
+    # -- collector ------------------------------------------------------------------------
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # the families below are built at each scrape
+
+    def collect(self) -> Iterator[Metric]:
+        all_series = list(self._series.values())
+        events = CounterMetricFamily(
+            "rh_parallel_events",
+            "Items and events that ended, by kind and outcome.",
+            labels=("kind", "outcome", "group"),
+        )
+        durations = HistogramMetricFamily(
+            "rh_parallel_event_duration_seconds",
+            "Seconds items and events ran (all attempts), with trace_id exemplars.",
+            labels=("kind", "outcome", "group"),
+        )
+        queue_wait = HistogramMetricFamily(
+            "rh_parallel_queue_wait_seconds",
+            "Seconds items waited for a worker slot.",
+            labels=("group",),
+        )
+        in_flight = GaugeMetricFamily(
+            "rh_parallel_events_in_flight", "Items running now.", labels=("group",)
+        )
+        limits = GaugeMetricFamily(
+            "rh_parallel_workers_limit",
+            "Sum of max_workers over the running groups of that name.",
+            labels=("group",),
+        )
+        group_duration = HistogramMetricFamily(
+            "rh_parallel_group_duration_seconds", "Seconds groups ran.", labels=("group",)
+        )
+        retries = CounterMetricFamily(
+            "rh_parallel_retries", "Retried attempts.", labels=("kind", "group")
+        )
+        for series in all_series:
+            label = series.label
+            for (kind, outcome), entry in list(series.events.items()):
+                events.add_metric((kind, outcome, label), entry.count)
+                durations.add_metric(
+                    (kind, outcome, label), entry.durations.buckets(), entry.durations.total
+                )
+            for kind, count in list(series.retries.items()):
+                retries.add_metric((kind, label), count)
+            if label != NO_GROUP:
+                queue_wait.add_metric(
+                    (label,), series.queue_wait.buckets(), series.queue_wait.total
+                )
+                limits.add_metric((label,), series.workers_limit)
+                group_duration.add_metric(
+                    (label,), series.group_duration.buckets(), series.group_duration.total
+                )
+            in_flight.add_metric((label,), series.in_flight)
+        groups = CounterMetricFamily(
+            "rh_parallel_groups", "Groups that ended, by outcome.", labels=("outcome",)
+        )
+        for outcome, count in list(self.groups_total.items()):
+            groups.add_metric((outcome,), count)
+        active = GaugeMetricFamily("rh_parallel_groups_active", "Groups running now.")
+        active.add_metric((), self.groups_active)
+        state = GaugeMetricFamily(
+            "rh_parallel_circuit_state",
+            "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
+            labels=("breaker",),
+        )
+        for breaker, value in list(self.circuit_state.items()):
+            state.add_metric((breaker,), value)
+        rejections = CounterMetricFamily(
+            "rh_parallel_circuit_rejections",
+            "Calls rejected by an open breaker.",
+            labels=("breaker",),
+        )
+        for breaker, count in list(self.circuit_rejections.items()):
+            rejections.add_metric((breaker,), count)
+        yield from (
+            events,
+            durations,
+            queue_wait,
+            in_flight,
+            limits,
+            groups,
+            group_duration,
+            active,
+            retries,
+            state,
+            rejections,
+        )
+
+
+def _sampled_trace_id() -> str | None:
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid and context.trace_flags.sampled:
+        return format(context.trace_id, "032x")
+    return None

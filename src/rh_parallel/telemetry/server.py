@@ -1,0 +1,51 @@
+"""The ``/metrics`` endpoint: Prometheus text, or OpenMetrics with exemplars when asked."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+
+__all__ = ["MetricsServer", "start_metrics_server"]
+
+logger = logging.getLogger("rh_parallel.telemetry")
+
+
+@dataclass
+class MetricsServer:
+    """A running metrics endpoint; ``close()`` stops it."""
+
+    server: WSGIServer
+    thread: threading.Thread
+    addr: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.addr}]" if ":" in self.addr else self.addr
+        return f"http://{host}:{self.port}/metrics"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def start_metrics_server(
+    port: int = 9464, addr: str = "127.0.0.1", registry: CollectorRegistry = REGISTRY
+) -> MetricsServer:
+    """Serve ``registry`` on ``http://addr:port/metrics`` from a daemon thread.
+
+    Binds to 127.0.0.1 unless told otherwise (pass ``addr="0.0.0.0"`` to let a Prometheus
+    in a container scrape it). ``port=0`` picks a free port (read it from ``.port``). A
+    scraper that asks for OpenMetrics (Prometheus does) gets exemplars with ``trace_id``.
+    """
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port={port} must be from 0 to 65535 (0 picks a free one)")
+    server, thread = start_http_server(port, addr=addr, registry=registry)
+    bound = server.server_address[1]
+    logger.info("serving metrics on %s:%s/metrics", addr, bound)
+    return MetricsServer(server, thread, addr, int(bound))

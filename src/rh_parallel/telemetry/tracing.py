@@ -1,0 +1,208 @@
+"""The tracing observer: an OpenTelemetry span for every group and every item.
+
+Names follow the GenAI semantic conventions: ``invoke_workflow {group}`` for groups,
+``execute_tool``/``invoke_agent``/``chat {name}`` for actor events and ``execute_task {name}``
+for plain awaitables. The item's span is current while its code runs, so spans the user's own
+code opens (an HTTP client, an LLM SDK) nest under it. Only ``opentelemetry-api`` is used: with
+no SDK configured, the observer costs almost nothing and records nothing.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
+
+from rh_parallel.model.enums import EventType, GroupStatus, ResultStatus
+from rh_parallel.model.results import ExecutionResult
+from rh_parallel.runtime.observer import ExecutionObserver, GroupInfo, ItemInfo
+
+__all__ = ["TracingObserver", "error_type"]
+
+_OPERATIONS = {
+    EventType.TOOL_CALL: ("execute_tool", "gen_ai.tool.name"),
+    EventType.AGENT_CALL: ("invoke_agent", "gen_ai.agent.name"),
+    EventType.LLM_CALL: ("chat", "gen_ai.request.model"),
+}
+_ERROR_TYPES = {
+    ResultStatus.TIMED_OUT: "timeout",
+    ResultStatus.CANCELLED: "cancelled",
+    ResultStatus.REJECTED: "circuit_open",
+    ResultStatus.SKIPPED: "dependency_failed",
+}
+_NO_OP_PROVIDERS = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+
+
+def error_type(result: ExecutionResult) -> str:
+    """The ``error.type`` of a failed result: a status keyword or the exception's class."""
+    return _ERROR_TYPES.get(result.status) or result.error_type or "error"
+
+
+class TracingObserver(ExecutionObserver):
+    """Spans for groups and items. ``tracer_provider`` defaults to the global one, looked up
+    at each group so that an SDK configured after the state was made is still used."""
+
+    def __init__(self, tracer_provider: TracerProvider | None = None) -> None:
+        self._provider = tracer_provider
+        self._tracer: Tracer | None = None
+        self._tracer_for: object = None
+
+    def _active_tracer(self) -> Tracer | None:
+        provider = self._provider or trace.get_tracer_provider()
+        if isinstance(provider, _NO_OP_PROVIDERS):
+            return None  # no SDK configured: spans would record nothing
+        if self._tracer is None or self._tracer_for is not provider:
+            self._tracer = provider.get_tracer("rh_parallel")
+            self._tracer_for = provider
+        return self._tracer
+
+    # -- groups ---------------------------------------------------------------------------
+
+    def on_group_start(self, group: GroupInfo) -> bool | None:
+        tracer = self._active_tracer()
+        if tracer is None:
+            return False  # no SDK: nothing to record for this group's items
+        model = group.group
+        span = tracer.start_span(
+            f"invoke_workflow {model.name}",
+            kind=SpanKind.INTERNAL,
+            attributes={
+                "gen_ai.operation.name": "invoke_workflow",
+                "rh_parallel.group_id": model.group_id,
+                "rh_parallel.group_name": model.name,
+                "rh_parallel.group_size": model.total,
+                "rh_parallel.max_workers": model.max_workers,
+                "rh_parallel.address": model.address,
+            },
+        )
+        group.scratch[self] = (tracer, span, trace.set_span_in_context(span))
+        context = span.get_span_context()
+        if context.is_valid:
+            model.trace_id = format(context.trace_id, "032x")
+            model.span_id = format(context.span_id, "016x")
+        return None
+
+    def on_group_end(self, group: GroupInfo) -> None:
+        entry = group.scratch.pop(self, None)
+        if entry is None:
+            return
+        span: Span = entry[1]
+        model = group.group
+        span.set_attributes(
+            {
+                "rh_parallel.completed": model.completed,
+                "rh_parallel.failed": model.failed,
+                "rh_parallel.cancelled": model.cancelled,
+                "rh_parallel.group_status": model.status.value,
+            }
+        )
+        if model.status is not GroupStatus.COMPLETED:
+            kind = "cancelled" if model.status is GroupStatus.CANCELLED else _group_error(model)
+            span.set_attribute("error.type", kind)
+            span.set_status(Status(StatusCode.ERROR, f"group {model.status.value}"))
+        span.end()
+
+    # -- items ----------------------------------------------------------------------------
+
+    def _start_item_span(self, item: ItemInfo) -> Span | None:
+        if item.group is not None:
+            entry = item.group.scratch.get(self)
+            if entry is None:
+                return None
+            tracer, _, context = entry
+        else:
+            tracer = self._active_tracer()
+            if tracer is None:
+                return None
+            context = None
+        operation = _OPERATIONS.get(item.event_type)
+        attributes: dict[str, Any] = {"rh_parallel.address": item.address}
+        if operation is not None:
+            name = f"{operation[0]} {item.actor.name if item.actor else item.name}"
+            attributes["gen_ai.operation.name"] = operation[0]
+            attributes[operation[1]] = item.actor.name if item.actor else item.name
+        else:
+            name = f"execute_task {item.name}"
+        if item.group is not None:
+            attributes["rh_parallel.group_id"] = item.group.group.group_id
+            attributes["rh_parallel.parallel_index"] = item.index
+        span: Span = tracer.start_span(
+            name, context=context, kind=SpanKind.INTERNAL, attributes=attributes
+        )
+        return span
+
+    def item_scope(self, item: ItemInfo) -> AbstractContextManager[None] | None:
+        span = self._start_item_span(item)
+        if span is None:
+            return None
+        if item.scratch is None:
+            item.scratch = {}
+        item.scratch[self] = span
+        return _CurrentSpan(span)
+
+    def on_item_retry(self, item: ItemInfo, error: BaseException | None, delay: float) -> None:
+        span = item.scratch.get(self) if item.scratch else None
+        if span is not None:
+            span.add_event(
+                "retry",
+                {
+                    "rh_parallel.attempt": item.attempts,
+                    "error.type": type(error).__name__ if error is not None else "error",
+                    "rh_parallel.retry_delay_s": delay,
+                },
+            )
+
+    def on_item_end(self, item: ItemInfo, result: ExecutionResult) -> None:
+        # pop: the scope ends the span; nothing keeps it alive once the item is done
+        span: Span | None = item.scratch.pop(self, None) if item.scratch else None
+        standalone = span is None
+        if span is None:  # never ran (skipped, rejected, stopped while queued): a short span
+            span = self._start_item_span(item)
+            if span is None:
+                return
+        if result.ok:
+            span.set_attribute("rh_parallel.attempts", result.attempts)
+        else:
+            span.set_attributes(
+                {
+                    "rh_parallel.attempts": result.attempts if item.attempts else 0,
+                    "rh_parallel.status": result.status.value,
+                }
+            )
+        if not result.ok:
+            kind = error_type(result)
+            span.set_attribute("error.type", kind)
+            if result.status is ResultStatus.FAILED and result.error is not None:
+                span.record_exception(result.error)
+            span.set_status(Status(StatusCode.ERROR, result.error_message or kind))
+        if standalone:
+            span.end()
+
+
+def _group_error(model: Any) -> str:
+    errors = model.errors
+    return errors[0].error_type or "error" if errors else "error"
+
+
+class _CurrentSpan(AbstractContextManager[None]):
+    """Makes an item's span current in the item's task and ends it on exit.
+
+    A lighter ``trace.use_span(span, end_on_exit=True)``: the executor already turns errors
+    into results, so there is no exception to record here.
+    """
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+        self._token: object = None
+
+    def __enter__(self) -> None:
+        self._token = otel_context.attach(trace.set_span_in_context(self._span))
+
+    def __exit__(self, *exc_info: object) -> None:
+        otel_context.detach(self._token)  # type: ignore[arg-type]
+        self._span.end()

@@ -1,0 +1,211 @@
+"""Prometheus metrics: the eleven names, their types and labels, and what they count."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from rh_parallel import CircuitBreaker, ExecutionEvent, ExecutionState, RetryPolicy, Tool
+from rh_parallel.telemetry import METRIC_NAMES, MetricsObserver
+from rh_parallel.testing import InMemoryTelemetry
+from tests.telemetry.test_tracing import Text, echo
+
+TYPES = {
+    "rh_parallel_events": "counter",
+    "rh_parallel_event_duration_seconds": "histogram",
+    "rh_parallel_queue_wait_seconds": "histogram",
+    "rh_parallel_events_in_flight": "gauge",
+    "rh_parallel_workers_limit": "gauge",
+    "rh_parallel_groups": "counter",
+    "rh_parallel_group_duration_seconds": "histogram",
+    "rh_parallel_groups_active": "gauge",
+    "rh_parallel_retries": "counter",
+    "rh_parallel_circuit_state": "gauge",
+    "rh_parallel_circuit_rejections": "counter",
+}
+
+
+@pytest.fixture
+def telemetry() -> InMemoryTelemetry:
+    return InMemoryTelemetry(max_groups=3)
+
+
+async def fails() -> None:
+    raise ValueError("no")
+
+
+async def test_every_metric_with_its_type_and_labels(telemetry: InMemoryTelemetry) -> None:
+    state = telemetry.state()
+    breaker = CircuitBreaker("search-api", failure_threshold=1, recovery_timeout=60)
+    retry = RetryPolicy(max_attempts=2, initial_delay=0, jitter=0)
+    async with state.parallel(name="docs", retry=retry) as p:
+        p.add("bad", fails)
+    async with state.parallel(name="docs", max_workers=1, circuit_breaker=breaker) as q:
+        q.add("trips", fails())
+        q.add("rejected", asyncio.sleep(0))
+    families = {f.name: f for f in telemetry.registry.collect()}
+    assert {name: f.type for name, f in families.items()} == TYPES
+    assert {f"{n}_total" if TYPES[n] == "counter" else n for n in TYPES} == set(METRIC_NAMES)
+    labels = {
+        name: {tuple(sorted(k for k in s.labels if k != "le")) for s in f.samples}
+        for name, f in families.items()
+    }
+    assert labels["rh_parallel_events"] == {("group", "kind", "outcome")}
+    assert labels["rh_parallel_event_duration_seconds"] == {("group", "kind", "outcome")}
+    assert labels["rh_parallel_queue_wait_seconds"] == {("group",)}
+    assert labels["rh_parallel_groups"] == {("outcome",)}
+    assert labels["rh_parallel_groups_active"] == {()}
+    assert labels["rh_parallel_retries"] == {("group", "kind")}
+    assert labels["rh_parallel_circuit_state"] == {("breaker",)}
+    sample = telemetry.sample
+    assert sample("rh_parallel_events_total", kind="task", outcome="failed", group="docs") == 2
+    assert sample("rh_parallel_events_total", kind="task", outcome="rejected", group="docs") == 1
+    assert sample("rh_parallel_events_total", kind="task", outcome="completed", group="docs") == 0
+    assert sample("rh_parallel_retries_total", kind="task", group="docs") == 1
+    assert sample("rh_parallel_circuit_state", breaker="search-api") == 1
+    assert sample("rh_parallel_circuit_rejections_total", breaker="search-api") == 1
+    assert sample("rh_parallel_groups_total", outcome="failed") == 2
+    assert sample("rh_parallel_groups_total", outcome="completed") == 0
+    assert sample("rh_parallel_groups_active") == 0
+    assert sample("rh_parallel_events_in_flight", group="docs") == 0
+    assert sample("rh_parallel_workers_limit", group="docs") == 0
+    assert sample("rh_parallel_group_duration_seconds_count", group="docs") == 2
+    # the rejected item never ran: counted, but no duration and no queue wait
+    assert (
+        sample(
+            "rh_parallel_event_duration_seconds_count", kind="task", outcome="failed", group="docs"
+        )
+        == 2
+    )
+    assert (
+        sample(
+            "rh_parallel_event_duration_seconds_count",
+            kind="task",
+            outcome="rejected",
+            group="docs",
+        )
+        == 0
+    )
+    assert sample("rh_parallel_queue_wait_seconds_count", group="docs") == 2
+
+
+async def test_live_gauges_while_a_group_runs(telemetry: InMemoryTelemetry) -> None:
+    state = telemetry.state()
+    seen: dict[str, float | None] = {}
+    release = asyncio.Event()
+
+    holding = 0
+    both_holding = asyncio.Event()
+
+    async def look() -> None:
+        await both_holding.wait()  # both holders (one in the nested group) are running
+        seen["in_flight"] = telemetry.sample("rh_parallel_events_in_flight", group="live")
+        seen["limit"] = telemetry.sample("rh_parallel_workers_limit", group="live")
+        seen["active"] = telemetry.sample("rh_parallel_groups_active")
+        release.set()
+
+    async def hold() -> None:
+        nonlocal holding
+        holding += 1
+        if holding == 2:
+            both_holding.set()
+        await release.wait()
+
+    async def second_group() -> None:
+        async with state.parallel(name="live", max_workers=2) as q:
+            q.add(hold())
+
+    async with state.parallel(name="live", max_workers=3) as p:
+        p.add(look())
+        p.add(hold())
+        p.add(second_group())
+    assert seen == {"in_flight": 4, "limit": 5, "active": 2}
+
+
+async def test_kinds_and_sequential_events(telemetry: InMemoryTelemetry) -> None:
+    state = telemetry.state()
+    tool = ExecutionEvent(actor=Tool(name="t", input_model=Text, handler=echo))
+    await tool({"text": "x"}, None, state)
+    async with state.parallel(name="k") as p:
+        p.add(tool({"text": "y"}, None, state))
+    assert (
+        telemetry.sample(
+            "rh_parallel_events_total", kind="tool", outcome="completed", group="_none"
+        )
+        == 1
+    )
+    assert (
+        telemetry.sample("rh_parallel_events_total", kind="tool", outcome="completed", group="k")
+        == 1
+    )
+
+
+async def test_group_label_is_capped(telemetry: InMemoryTelemetry) -> None:
+    state = telemetry.state()
+    for n in range(6):
+        async with state.parallel(name=f"batch-{n}") as p:
+            p.add(asyncio.sleep(0))
+    groups = {
+        s.labels["group"]
+        for f in telemetry.registry.collect()
+        if f.name == "rh_parallel_events"
+        for s in f.samples
+    }
+    assert groups == {"batch-0", "batch-1", "batch-2", "_other"}
+    assert (
+        telemetry.sample(
+            "rh_parallel_events_total", kind="task", outcome="completed", group="_other"
+        )
+        == 3
+    )
+
+
+async def test_duration_exemplars_carry_the_trace_id(telemetry: InMemoryTelemetry) -> None:
+    state = telemetry.state()
+    async with state.parallel(name="ex") as p:
+        p.add("a", asyncio.sleep(0))
+    span = telemetry.span("execute_task a")
+    text = openmetrics_latest(telemetry.registry).decode()
+    trace_id = format(span.context.trace_id, "032x")
+    exemplar_lines = [
+        line
+        for line in text.splitlines()
+        if line.startswith("rh_parallel_event_duration_seconds_bucket") and "#" in line
+    ]
+    assert exemplar_lines and all(f'trace_id="{trace_id}"' in line for line in exemplar_lines)
+    # the classic text format has no exemplars but parses
+    from prometheus_client import generate_latest
+
+    names = {
+        f.name for f in text_string_to_metric_families(generate_latest(telemetry.registry).decode())
+    }
+    assert "rh_parallel_event_duration_seconds" in names
+
+
+def test_one_observer_per_registry() -> None:
+    registry = CollectorRegistry()
+    assert MetricsObserver.for_registry(registry) is MetricsObserver.for_registry(registry)
+    with pytest.raises(ValueError, match="max_groups=0"):
+        MetricsObserver(None, max_groups=0)
+
+
+async def test_default_state_records_on_the_global_registry() -> None:
+    from prometheus_client import REGISTRY
+
+    before = (
+        REGISTRY.get_sample_value(
+            "rh_parallel_events_total", {"kind": "task", "outcome": "completed", "group": "global"}
+        )
+        or 0
+    )
+    state = ExecutionState()
+    async with state.parallel(name="global") as p:
+        p.add(asyncio.sleep(0))
+    after = REGISTRY.get_sample_value(
+        "rh_parallel_events_total", {"kind": "task", "outcome": "completed", "group": "global"}
+    )
+    assert after == before + 1
