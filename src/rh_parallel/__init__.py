@@ -11,6 +11,7 @@ Quick start::
     results = await p.gather()
 """
 
+from rh_parallel.console import EventPrinter, ParallelEventPrinter
 from rh_parallel.exceptions import (
     CircuitOpenError,
     DependencyFailedError,
@@ -58,6 +59,7 @@ __all__ = [
     "DependencyFailedError",
     "ErrorStrategy",
     "EventBus",
+    "EventPrinter",
     "EventType",
     "ExecutionEvent",
     "ExecutionResult",
@@ -67,6 +69,7 @@ __all__ = [
     "GroupStatus",
     "GroupTimeoutError",
     "ParallelEventGroup",
+    "ParallelEventPrinter",
     "ParallelExecutionManager",
     "ResultStatus",
     "RetryPolicy",

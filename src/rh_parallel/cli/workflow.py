@@ -123,16 +123,8 @@ def build_actors(config: DemoConfig, breaker: CircuitBreaker) -> dict[str, Execu
         async with state.parallel(
             max_workers=3, name=f"analyze {data.doc_id}", retry=retry, circuit_breaker=breaker
         ) as steps:
-            steps.add(
-                "summary",
-                lambda: summarize(TextInput(doc_id=data.doc_id, step="summary"), ctx, state),
-            )
-            steps.add(
-                "labels", lambda: classify(TextInput(doc_id=data.doc_id, step="labels"), ctx, state)
-            )
-            steps.add(
-                "related", lambda: search(TextInput(doc_id=data.doc_id, step="related"), ctx, state)
-            )
+            for step, event in (("summary", summarize), ("labels", classify), ("related", search)):
+                steps.add(step, event(TextInput(doc_id=data.doc_id, step=step), ctx, state))
         found = await steps.gather_dict()
         return {
             name: r.result if r.ok else f"unavailable ({r.error_type})" for name, r in found.items()

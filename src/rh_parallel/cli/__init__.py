@@ -1,0 +1,5 @@
+"""The application layer: the ``rh-parallel`` command (``demo`` and ``bench``)."""
+
+from rh_parallel.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,233 @@
+"""structlog renderers, one per printer mode: the last processor of a structlog chain.
+
+Each takes the event dicts :class:`~rh_parallel.console.printer.ParallelEventPrinter` builds
+from bus records (see ``EVENT_KEYS``) and returns the text to print, or raises
+``structlog.DropEvent`` for what its mode does not show. They are usable in any structlog
+configuration that produces the same keys.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+from rh_parallel.console.style import Style, duration
+
+__all__ = [
+    "EVENT_KEYS",
+    "CollapsedRenderer",
+    "JSONRenderer",
+    "ProgressRenderer",
+    "RealtimeRenderer",
+    "SmartRenderer",
+]
+
+EventDict = MutableMapping[str, Any]
+
+EVENT_KEYS = (
+    "event",
+    "status",
+    "name",
+    "actor",
+    "kind",
+    "address",
+    "depth",
+    "group_id",
+    "group_name",
+    "parallel_index",
+    "attempt",
+    "execution_time",
+    "queue_time",
+    "error_type",
+    "message",
+    "trace_id",
+    "span_id",
+    "timestamp",
+    "group_total",
+    "group_done",
+    "groups_active",
+    "total",
+    "completed",
+    "failed",
+    "cancelled",
+    "retries",
+    "duration",
+    "max_workers",
+    "errors",
+)
+_TERMINAL = {"completed", "failed", "cancelled", "timed_out", "rejected", "skipped", "recovered"}
+
+
+def _indent(depth: int) -> str:
+    return "  " * max(depth, 0)
+
+
+class _Base:
+    def __init__(self, style: Style | None = None) -> None:
+        self.style = style or Style()
+
+    def item_line(self, event: EventDict, tag: bool) -> str:
+        style = self.style
+        status = str(event["status"])
+        parts = [
+            _indent(int(event["depth"])) + style.symbol(status),
+            style.icon(str(event["kind"])),
+            str(event["name"]),
+            style.paint(f"[{status.upper()}]", status),
+        ]
+        if status in _TERMINAL and event.get("execution_time") is not None:
+            parts.append(f"({duration(event['execution_time'])})")
+        if status == "retrying" and event.get("message"):
+            parts.append(style.paint(str(event["message"]), "dim"))
+        elif (
+            status in _TERMINAL
+            and status not in ("completed", "recovered")
+            and event.get("error_type")
+        ):
+            parts.append(f"{event['error_type']}: {event.get('message') or ''}".rstrip(": "))
+        if tag and event.get("group_name") is not None:
+            parts.append(
+                style.paint(
+                    f"{style.dot} {event['group_name']} #{event.get('parallel_index')}", "dim"
+                )
+            )
+        return " ".join(p for p in parts if p)
+
+    def group_header(self, event: EventDict) -> str:
+        style = self.style
+        return (
+            f"{_indent(int(event['depth']))}{style.symbol('started')} {style.icon('group')} "
+            f"Parallel Group: {event['group_name']} [0/{event['total']}]"
+        )
+
+    def progress_line(
+        self, event: EventDict, done: int, total: int, depth: int, name: str, symbol: str = ""
+    ) -> str:
+        style = self.style
+        percent = 100 if total == 0 else round(100 * done / total)
+        lead = f"{symbol} " if symbol else ""
+        return (
+            f"{_indent(depth)}{lead}{style.icon('group')} Parallel Group: {name} "
+            f"[{done}/{total}] {style.bar(done, total)} {percent}%"
+        )
+
+    def group_footer(self, event: EventDict) -> str:
+        style = self.style
+        status = str(event["status"])
+        total = int(event["total"])
+        done = int(event["completed"]) + int(event["failed"]) + int(event["cancelled"])
+        line = self.progress_line(
+            event, done, total, int(event["depth"]), str(event["group_name"]), style.symbol(status)
+        )
+        return f"{line} ({duration(event.get('duration'))}) {style.dot} {self.counts(event)}"
+
+    def counts(self, event: EventDict) -> str:
+        text = f"{event['completed']} completed, {event['failed']} failed"
+        if event.get("cancelled"):
+            text += f", {event['cancelled']} cancelled"
+        if event.get("retries"):
+            text += f", {event['retries']} retries"
+        return text
+
+
+class RealtimeRenderer(_Base):
+    """One line per record as it happens, interleaved, indented by address depth."""
+
+    def __call__(self, logger: Any, method: str, event: EventDict) -> str:
+        kind = event["event"]
+        if kind == "group_start":
+            return (
+                f"{_indent(int(event['depth']))}{self.style.symbol('started')} "
+                f"{self.style.icon('group')} {event['group_name']} "
+                f"({event['total']} items, max {event['max_workers']} at once)"
+            )
+        if kind == "group_end":
+            return self.group_footer(event)
+        return self.item_line(event, tag=kind == "item")
+
+
+class ProgressRenderer(_Base):
+    """Items under their group's header, a progress bar at each completion, then a footer."""
+
+    def __init__(self, style: Style | None = None, show_progress: bool = True) -> None:
+        super().__init__(style)
+        self.show_progress = show_progress
+
+    def __call__(self, logger: Any, method: str, event: EventDict) -> str:
+        kind = event["event"]
+        if kind == "group_start":
+            return self.group_header(event)
+        if kind == "group_end":
+            return self.group_footer(event)
+        tag = kind == "item" and int(event.get("groups_active") or 0) > 1
+        line = self.item_line(event, tag)
+        if kind != "item" or event["status"] not in _TERMINAL or not self.show_progress:
+            return line
+        progress = self.progress_line(
+            event,
+            int(event["group_done"]),
+            int(event["group_total"]),
+            int(event["depth"]) - 1,
+            str(event["group_name"]),
+        )
+        return f"{progress}\n{line}"
+
+
+class CollapsedRenderer(_Base):
+    """One block per group when it ends: size, bar, counts, every failure; nothing else."""
+
+    def __call__(self, logger: Any, method: str, event: EventDict) -> str:
+        if event["event"] != "group_end":
+            raise structlog.DropEvent
+        style = self.style
+        indent = _indent(int(event["depth"]))
+        total = int(event["total"])
+        done = int(event["completed"]) + int(event["failed"]) + int(event["cancelled"])
+        percent = 100 if total == 0 else round(100 * done / total)
+        status = str(event["status"])
+        lines = [
+            f"{indent}{style.symbol(status)} {style.icon('group')} Parallel Group: "
+            f"{event['group_name']} ({total} events)",
+            f"{indent}  [{style.bar(done, total, 20)}] {percent}% ({duration(event['duration'])})",
+            f"{indent}  {style.symbol('completed' if not event['failed'] else 'failed')} "
+            f"{self.counts(event)}",
+        ]
+        for error in event.get("errors") or []:
+            reason = error.get("error_type") or error["status"]
+            message = error.get("error_message") or ""
+            line = f"{indent}  {style.symbol(str(error['status']))} {error['name']}: {reason}"
+            lines.append(f"{line}: {message}" if message else line)
+        lines.append(
+            f"{indent}  {style.branch} details: p.results / p.group.errors "
+            f"(group_id {event['group_id']})"
+        )
+        return "\n".join(lines)
+
+
+class SmartRenderer:
+    """``progress`` for groups of up to ``threshold`` items, ``collapsed`` above."""
+
+    def __init__(
+        self, style: Style | None = None, threshold: int = 10, show_progress: bool = True
+    ) -> None:
+        self.threshold = threshold
+        self.progress = ProgressRenderer(style, show_progress)
+        self.collapsed = CollapsedRenderer(style)
+
+    def __call__(self, logger: Any, method: str, event: EventDict) -> str:
+        size = (
+            event.get("total") if event["event"].startswith("group") else event.get("group_total")
+        )
+        if size is not None and int(size) > self.threshold:
+            return self.collapsed(logger, method, event)
+        return self.progress(logger, method, event)
+
+
+class JSONRenderer:
+    """One JSON object per record, for production logs (keys as in ``EVENT_KEYS``)."""
+
+    def __call__(self, logger: Any, method: str, event: EventDict) -> str:
+        return json.dumps({k: v for k, v in event.items() if v is not None}, default=str)

@@ -1,0 +1,182 @@
+"""Real servers for the integration tests: Prometheus (Debian package) and Phoenix (an OTLP
+receiver over HTTP and gRPC that answers span queries). ``scripts/test.sh`` installs both;
+the fixtures start them on loopback ports and stop them afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_json(url: str, timeout: float = 5.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as exc:  # servers refuse connections while they start
+            last = exc
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
+
+
+def require(binary: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        pytest.fail(f"{binary} is not installed; run scripts/test.sh, which installs it")
+    return path
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@dataclass
+class Phoenix:
+    http_port: int
+    grpc_port: int
+
+    @property
+    def http_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def grpc_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.grpc_port}"
+
+    def spans(self, project: str) -> list[dict[str, Any]]:
+        spans: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            query = {"limit": "1000"} | ({"cursor": cursor} if cursor else {})
+            page = http_json(
+                f"{self.http_endpoint}/v1/projects/{urllib.parse.quote(project)}/spans?"
+                + urllib.parse.urlencode(query)
+            )
+            spans.extend(page["data"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return spans
+
+
+@pytest.fixture(scope="session")
+def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phoenix]:
+    binary = require("phoenix")
+    http_port, grpc_port = free_port(), free_port()
+    env = os.environ | {
+        "PHOENIX_WORKING_DIR": str(tmp_path_factory.mktemp("phoenix")),
+        "PHOENIX_HOST": "127.0.0.1",
+        "PHOENIX_PORT": str(http_port),
+        "PHOENIX_GRPC_PORT": str(grpc_port),
+        "PHOENIX_TELEMETRY_ENABLED": "false",
+    }
+    log = tmp_path_factory.mktemp("phoenix-log") / "phoenix.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([binary, "serve"], env=env, stdout=out, stderr=out)
+    try:
+        wait_until(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=2),
+            120, "phoenix to start",
+        )
+        yield Phoenix(http_port, grpc_port)
+    finally:
+        stop(process)
+
+
+@dataclass
+class Prometheus:
+    port: int
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode(
+            {"query": promql}
+        )
+        body = http_json(url)
+        assert body["status"] == "success", body
+        return list(body["data"]["result"])
+
+    def exemplars(self, promql: str, since: float) -> list[dict[str, Any]]:
+        url = f"http://127.0.0.1:{self.port}/api/v1/query_exemplars?" + urllib.parse.urlencode(
+            {"query": promql, "start": str(since), "end": str(time.time() + 60)}
+        )
+        body = http_json(url)
+        assert body["status"] == "success", body
+        return list(body["data"])
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[Callable[[list[str]], Prometheus]]:
+    """Start a Prometheus that scrapes the given ``host:port`` targets every second."""
+    binary = require("prometheus")
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(targets: list[str]) -> Prometheus:
+        port = free_port()
+        config = tmp_path / "prometheus.yml"
+        config.write_text(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+            "scrape_configs:\n  - job_name: rh-parallel\n"
+            f"    static_configs:\n      - targets: {json.dumps(targets)}\n"
+        )
+        log = (tmp_path / "prometheus.log").open("wb")
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--enable-feature=exemplar-storage",
+            ],
+            stdout=log,
+            stderr=log,
+        )
+        processes.append(process)
+        wait_until(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2),
+            60, "prometheus to be ready",
+        )
+        return Prometheus(port)
+
+    yield start
+    for process in processes:
+        stop(process)
+
+
+def demo_command(*args: str) -> list[str]:
+    """The installed CLI, run as a subprocess exactly as a user would."""
+    cli = shutil.which("rh-parallel")
+    return [cli, "demo", *args] if cli else [sys.executable, "-m", "rh_parallel.cli.main",
+                                             "demo", *args]
