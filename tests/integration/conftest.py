@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -30,8 +31,17 @@ def free_port() -> int:
 
 
 def http_json(url: str, timeout: float = 5.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return json.loads(response.read())
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        error.close()  # an HTTPError holds the connection open until closed
+        raise AssertionError(f"GET {url}: HTTP {error.code}") from None
+
+
+def reachable(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2):
+        return True
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -108,8 +118,9 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phoenix]:
         process = subprocess.Popen([binary, "serve"], env=env, stdout=out, stderr=out)
     try:
         wait_until(
-            lambda: urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=2),
-            120, "phoenix to start",
+            lambda: reachable(f"http://127.0.0.1:{http_port}/healthz"),
+            120,
+            "phoenix to start",
         )
         yield Phoenix(http_port, grpc_port)
     finally:
@@ -151,22 +162,23 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[list[str]], Prometheus]]:
             "scrape_configs:\n  - job_name: rh-parallel\n"
             f"    static_configs:\n      - targets: {json.dumps(targets)}\n"
         )
-        log = (tmp_path / "prometheus.log").open("wb")
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp_path / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--enable-feature=exemplar-storage",
-            ],
-            stdout=log,
-            stderr=log,
-        )
+        with (tmp_path / "prometheus.log").open("wb") as log:
+            process = subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={tmp_path / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                    "--enable-feature=exemplar-storage",
+                ],
+                stdout=log,
+                stderr=log,
+            )
         processes.append(process)
         wait_until(
-            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2),
-            60, "prometheus to be ready",
+            lambda: reachable(f"http://127.0.0.1:{port}/-/ready"),
+            60,
+            "prometheus to be ready",
         )
         return Prometheus(port)
 
@@ -178,5 +190,8 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[list[str]], Prometheus]]:
 def demo_command(*args: str) -> list[str]:
     """The installed CLI, run as a subprocess exactly as a user would."""
     cli = shutil.which("rh-parallel")
-    return [cli, "demo", *args] if cli else [sys.executable, "-m", "rh_parallel.cli.main",
-                                             "demo", *args]
+    return (
+        [cli, "demo", *args]
+        if cli
+        else [sys.executable, "-m", "rh_parallel.cli.main", "demo", *args]
+    )

@@ -7,6 +7,7 @@ import re
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,11 +25,16 @@ pytestmark = pytest.mark.integration
 COUNTS = re.compile(r"documents: (\d+) completed, (\d+) failed, (\d+) total")
 
 
-def run_demo(*args: str, env: dict[str, str] | None = None,
-             timeout: float = 90) -> subprocess.CompletedProcess[str]:
+def run_demo(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 90
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        demo_command(*args), env=os.environ | (env or {}), capture_output=True, text=True,
-        timeout=timeout, check=False,
+        demo_command(*args),
+        env=os.environ | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -40,54 +46,79 @@ def by_name(spans: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 
 def test_prometheus_scrapes_the_demo_and_exemplars_point_at_exported_spans(
-    phoenix: Phoenix, prometheus: Callable[[list[str]], Prometheus]
+    phoenix: Phoenix, prometheus: Callable[[list[str]], Prometheus], tmp_path: Path
 ) -> None:
     metrics_port = free_port()
     started = time.time()
+    output = (tmp_path / "demo.out").open("w+")
     demo = subprocess.Popen(
         demo_command(
-            "--duration", "12", "--latency", "0.05", "--docs", "6", "--workers", "3",
-            "--metrics-port", str(metrics_port), "--otlp-endpoint", phoenix.http_endpoint,
-            "--mode", "collapsed",
+            "--duration",
+            "12",
+            "--latency",
+            "0.05",
+            "--docs",
+            "6",
+            "--workers",
+            "3",
+            "--metrics-port",
+            str(metrics_port),
+            "--otlp-endpoint",
+            phoenix.http_endpoint,
+            "--mode",
+            "collapsed",
         ),
         env=os.environ | {"OTEL_RESOURCE_ATTRIBUTES": "openinference.project.name=scraped"},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         server = prometheus([f"127.0.0.1:{metrics_port}"])
         series = wait_until(
             lambda: server.query('rh_parallel_events_total{group="Document Processing"} > 0'),
-            40, "the demo's series in Prometheus",
+            40,
+            "the demo's series in Prometheus",
         )
         kinds = {s["metric"]["kind"] for s in series}
         assert kinds == {"tool"}
-        assert {s["metric"]["outcome"] for s in series} <= {"completed", "failed"}
+        assert {s["metric"]["outcome"] for s in series} <= {"completed", "failed", "skipped"}
         assert all(s["metric"]["job"] == "rh-parallel" for s in series)
-        llm = wait_until(lambda: server.query('rh_parallel_events_total{kind="llm"} > 0'), 20,
-                         "LLM events")
-        assert {s["metric"]["group"] for s in llm} == {"_other"} | {
-            s["metric"]["group"] for s in llm if s["metric"]["group"].startswith("analyze")
-        }
+        llm = wait_until(
+            lambda: server.query('rh_parallel_events_total{kind="llm"} > 0'), 20, "LLM events"
+        )
+        assert {s["metric"]["group"] for s in llm} <= {f"analyze doc-{n:02d}" for n in range(1, 7)}
         exemplars = wait_until(
             lambda: [
                 e
-                for group in server.exemplars("rh_parallel_event_duration_seconds_bucket",
-                                              started - 5)
+                for group in server.exemplars(
+                    "rh_parallel_event_duration_seconds_bucket", started - 5
+                )
                 for e in group["exemplars"]
             ],
-            40, "exemplars with trace ids",
+            40,
+            "exemplars with trace ids",
         )
         trace_ids = {e["labels"]["trace_id"] for e in exemplars}
-        for name in ("rh_parallel_groups_total", "rh_parallel_queue_wait_seconds_count",
-                     "rh_parallel_workers_limit", "rh_parallel_groups_active",
-                     "rh_parallel_events_in_flight", "rh_parallel_group_duration_seconds_count"):
+        for name in (
+            "rh_parallel_groups_total",
+            "rh_parallel_queue_wait_seconds_count",
+            "rh_parallel_workers_limit",
+            "rh_parallel_groups_active",
+            "rh_parallel_events_in_flight",
+            "rh_parallel_group_duration_seconds_count",
+        ):
             assert server.query(name), f"{name} never arrived"
-        out, err = demo.communicate(timeout=60)
+        demo.wait(timeout=60)
     finally:
         if demo.poll() is None:
             demo.kill()
-            demo.communicate()
-    assert demo.returncode == 0, err
+            demo.wait()
+        output.seek(0)
+        printed = output.read()
+        output.close()
+    assert demo.returncode == 0, printed[-3000:]
+    assert COUNTS.search(printed)
     exported = wait_until(lambda: phoenix.spans("scraped"), 30, "spans in phoenix")
     exported_traces = {s["context"]["trace_id"] for s in exported}
     assert trace_ids & exported_traces, "no exemplar's trace id belongs to an exported span"
@@ -98,8 +129,20 @@ def test_demo_spans_arrive_intact_over_otlp(phoenix: Phoenix, protocol: str) -> 
     project = f"demo-{protocol.replace('/', '-')}"
     endpoint = phoenix.grpc_endpoint if protocol == "grpc" else phoenix.http_endpoint
     done = run_demo(
-        "--docs", "3", "--workers", "2", "--fail-rate", "0", "--latency", "0.02",
-        "--otlp-endpoint", endpoint, "--otlp-protocol", protocol, "--mode", "json",
+        "--docs",
+        "3",
+        "--workers",
+        "2",
+        "--fail-rate",
+        "0",
+        "--latency",
+        "0.02",
+        "--otlp-endpoint",
+        endpoint,
+        "--otlp-protocol",
+        protocol,
+        "--mode",
+        "json",
         env={"OTEL_RESOURCE_ATTRIBUTES": f"openinference.project.name={project}"},
     )
     assert done.returncode == 0, done.stderr
@@ -123,8 +166,9 @@ def test_demo_spans_arrive_intact_over_otlp(phoenix: Phoenix, protocol: str) -> 
         assert document["attributes"]["gen_ai.tool.name"] == "process_document"
     nested = names["invoke_workflow analyze doc-01"][0]
     assert by_id[nested["parent_id"]]["name"] == "execute_tool process_document"
-    summaries = [s for s in names["chat summarizer-small"]
-                 if s["parent_id"] == nested["context"]["span_id"]]
+    summaries = [
+        s for s in names["chat summarizer-small"] if s["parent_id"] == nested["context"]["span_id"]
+    ]
     assert len(summaries) == 1
     assert summaries[0]["attributes"]["gen_ai.request.model"] == "summarizer-small"
     assert {s["context"]["trace_id"] for s in spans} == {root["context"]["trace_id"]}
@@ -133,8 +177,17 @@ def test_demo_spans_arrive_intact_over_otlp(phoenix: Phoenix, protocol: str) -> 
 def test_demo_with_the_collector_down_still_finishes_promptly() -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     began = time.monotonic()
-    done = run_demo("--docs", "5", "--latency", "0.02", "--otlp-endpoint", dead,
-                    "--mode", "collapsed", timeout=60)
+    done = run_demo(
+        "--docs",
+        "5",
+        "--latency",
+        "0.02",
+        "--otlp-endpoint",
+        dead,
+        "--mode",
+        "collapsed",
+        timeout=60,
+    )
     elapsed = time.monotonic() - began
     assert done.returncode == 0, done.stderr
     completed, failed, total = map(int, COUNTS.search(done.stdout).groups())  # type: ignore[union-attr]
