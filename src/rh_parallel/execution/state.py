@@ -97,7 +97,26 @@ class ExecutionState:
         retry: RetryPolicy | None = None,
         circuit_breaker: CircuitBreaker | None = None,
     ) -> ParallelExecutionManager:
-        """A new parallel group, used as ``async with state.parallel(...) as p:``."""
+        """A new parallel group, used as ``async with state.parallel(...) as p:``.
+
+        ``max_workers`` bounds the items running at once; ``error_strategy`` and
+        ``failure_threshold`` decide what a failure does; ``timeout`` bounds the whole group,
+        ``event_timeout`` each attempt of each item; ``retry`` and ``circuit_breaker`` apply to
+        every item. Examples::
+
+            # stop at the first failure and re-raise it
+            async with state.parallel(4, error_strategy=ErrorStrategy.FAIL_FAST) as p: ...
+
+            # give up once a fifth of the group failed (FailureThresholdExceeded, .results)
+            async with state.parallel(8, failure_threshold=0.2) as p: ...
+
+            # 60 s for the whole group (GroupTimeoutError), 10 s per attempt (timed_out items)
+            async with state.parallel(8, timeout=60, event_timeout=10) as p: ...
+
+            # an item that waits for others and reads their results
+            p.add("report", lambda: report(p.result_of("a"), p.result_of("b")),
+                  depends_on=["a", "b"])
+        """
         options = GroupOptions(
             max_workers=max_workers,
             error_strategy=error_strategy,

@@ -76,6 +76,12 @@ class ErrorStrategy(StrEnum):
     ``FAIL_SLOW`` runs everything and reports failures as results; ``FAIL_FAST`` cancels the
     rest at the first failure and re-raises it; ``FAIL_THRESHOLD`` cancels the rest once
     ``failure_threshold`` failures (a count, or a share of the group) have happened.
+
+    Example::
+
+        async with state.parallel(4, error_strategy=ErrorStrategy.FAIL_FAST) as p:
+            ...
+        # passing failure_threshold=3 (or 0.25) selects FAIL_THRESHOLD by itself
     """
 
     FAIL_SLOW = "fail_slow"
