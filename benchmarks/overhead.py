@@ -1,6 +1,6 @@
 """Per-item overhead: rh-parallel beside asyncio.gather, TaskGroup and aiometer, one process.
 
-    python benchmarks/overhead.py --items 20000 --rounds 7
+python benchmarks/overhead.py --items 20000 --rounds 7
 """
 
 import sys

@@ -1,6 +1,6 @@
 """The smallest useful rh-parallel program: fan out, bound concurrency, read results.
 
-    python examples/quickstart.py
+python examples/quickstart.py
 """
 
 import asyncio
