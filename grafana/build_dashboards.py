@@ -57,6 +57,12 @@ def quantiles(metric: str, selector: str, by: str = "") -> list[PromQuery]:
     ]
 
 
+def outcome_rate(outcome: str) -> PromQuery:
+    """Items per second ending with ``outcome``, by group."""
+    selector = f'{{outcome="{outcome}"}}'
+    return query(f"sum by (group) (rate(rh_parallel_events_total{selector}[{RATE}]))", "{{group}}")
+
+
 def overview() -> Dashboard:
     return (
         Dashboard("rh-parallel / RED overview")
@@ -235,30 +241,21 @@ def resilience() -> Dashboard:
             series(
                 "Timeouts",
                 "ops",
-                query(
-                    f'sum by (group) (rate(rh_parallel_events_total{{outcome="timed_out"}}[{RATE}]))',
-                    "{{group}}",
-                ),
+                outcome_rate("timed_out"),
             )
         )
         .with_panel(
             series(
                 "Skipped (failed dependencies)",
                 "ops",
-                query(
-                    f'sum by (group) (rate(rh_parallel_events_total{{outcome="skipped"}}[{RATE}]))',
-                    "{{group}}",
-                ),
+                outcome_rate("skipped"),
             )
         )
         .with_panel(
             series(
                 "Cancelled",
                 "ops",
-                query(
-                    f'sum by (group) (rate(rh_parallel_events_total{{outcome="cancelled"}}[{RATE}]))',
-                    "{{group}}",
-                ),
+                outcome_rate("cancelled"),
             )
         )
     )
