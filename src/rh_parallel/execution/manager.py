@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from rh_parallel.execution.items import Item, WorkKind, classify_work
 from rh_parallel.execution.options import GroupOptions
-from rh_parallel.execution.runner import GroupRun, StopReason
+from rh_parallel.execution.outcome import StopReason
+from rh_parallel.execution.runner import GroupRun
 from rh_parallel.model.enums import GroupStatus, ResultStatus
 from rh_parallel.model.groups import ParallelEventGroup
 from rh_parallel.model.results import ExecutionResult

@@ -14,6 +14,7 @@ from rh_parallel.model.events import EventInvocation, ExecutionEvent
 from rh_parallel.model.groups import ParallelEventGroup
 from rh_parallel.model.results import ExecutionResult
 from rh_parallel.runtime.bus import EventBus
+from rh_parallel.runtime.scope import current_scope
 
 if TYPE_CHECKING:
     from rh_parallel.execution.runner import GroupRun
@@ -115,13 +116,41 @@ class RecordPublisher:
             self.bus.publish(self.end_record(run, item, result))
 
     def end_record(self, run: GroupRun, item: Item, result: ExecutionResult) -> ExecutionEvent:
-        detail = truncate(result.result, self.max_io_chars) if self.capture_io else None
-        return self._record(
-            run,
-            item,
-            result.status.as_execution_status,
-            execution_time=result.execution_time,
-            error_type=result.error_type,
-            message=result.error_message,
-            detail=detail if result.ok else None,
+        return self._record(run, item, result.status.as_execution_status, **self._outcome(result))
+
+    def _outcome(self, result: ExecutionResult) -> dict[str, Any]:
+        """The fields a terminal record takes from its result."""
+        detail = None
+        if self.capture_io and result.ok:
+            detail = truncate(result.result, self.max_io_chars)
+        return {
+            "execution_time": result.execution_time,
+            "error_type": result.error_type,
+            "message": result.error_message,
+            "detail": detail,
+        }
+
+    # -- sequential events (run on their own, not as group items) --------------------------
+
+    def _event_record(
+        self, event: ExecutionEvent, address: str, status: ExecutionStatus, **fields: Any
+    ) -> ExecutionEvent:
+        scope = current_scope.get()
+        return event.model_copy(
+            update={
+                "address": address,
+                "execution_status": status,
+                "timestamp": time.time(),
+                "group_id": scope.group_id if scope is not None else None,
+                "trace_id": None,
+                "span_id": None,
+                **fields,
+            }
         )
+
+    def event_started(self, event: ExecutionEvent, address: str) -> None:
+        self.bus.publish(self._event_record(event, address, ExecutionStatus.STARTED))
+
+    def event_ended(self, event: ExecutionEvent, address: str, result: ExecutionResult) -> None:
+        status = result.status.as_execution_status
+        self.bus.publish(self._event_record(event, address, status, **self._outcome(result)))

@@ -15,13 +15,10 @@ from collections import deque
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from rh_parallel.exceptions import (
-    DependencyFailedError,
-    FailureThresholdExceeded,
-    GroupTimeoutError,
-    RhParallelError,
-)
+from rh_parallel.exceptions import DependencyFailedError, GroupTimeoutError
 from rh_parallel.execution.items import Item, WorkKind, adopt
+from rh_parallel.execution.limits import GlobalLease
+from rh_parallel.execution.outcome import StopReason, outcome_error
 from rh_parallel.execution.records import RecordPublisher
 from rh_parallel.model.enums import ErrorStrategy, GroupStatus, ResultStatus
 from rh_parallel.model.groups import GroupError, ParallelEventGroup
@@ -32,37 +29,10 @@ from rh_parallel.runtime.scope import Scope, current_scope
 if TYPE_CHECKING:
     from rh_parallel.execution.options import GroupOptions
 
-__all__ = ["GlobalLease", "GroupRun", "StopReason"]
+__all__ = ["GroupRun"]
 
 _perf = time.perf_counter
 _OK_OR_CANCELLED = (ResultStatus.COMPLETED, ResultStatus.CANCELLED)
-
-
-class StopReason:
-    CANCELLED = "cancelled"
-    TIMEOUT = "timeout"
-    FAIL_FAST = "fail_fast"
-    THRESHOLD = "threshold"
-
-
-class GlobalLease:
-    """A slot of the state-wide limit, held by one item (released while it awaits a group)."""
-
-    __slots__ = ("_limiter", "held")
-
-    def __init__(self, limiter: asyncio.Semaphore) -> None:
-        self._limiter = limiter
-        self.held = False
-
-    async def reacquire(self) -> None:
-        if not self.held:
-            await self._limiter.acquire()
-            self.held = True
-
-    def release(self) -> None:
-        if self.held:
-            self.held = False
-            self._limiter.release()
 
 
 class GroupRun:
@@ -492,25 +462,11 @@ class GroupRun:
             self.progress.set()
 
     def _outcome_error(self) -> BaseException | None:
-        reason = self.stop_reason
-        results = [r for r in self.results if r is not None]
-        if reason == StopReason.TIMEOUT:
-            assert isinstance(self.error, GroupTimeoutError)
-            self.error.results = results
-            return self.error
-        if reason == StopReason.CANCELLED:
-            return asyncio.CancelledError(f"group {self.group.name!r} was cancelled")
-        failure = self._first_failure
-        if reason == StopReason.THRESHOLD:
-            return FailureThresholdExceeded(
-                f"group {self.group.name!r} reached its failure threshold "
-                f"({self.group.failed} failed, threshold {self._threshold})",
-                results,
-            )
-        if reason == StopReason.FAIL_FAST and failure is not None:
-            if failure.error is not None:
-                return failure.error
-            return RhParallelError(
-                f"item {failure.name!r} failed ({failure.status.value}): {failure.error_message}"
-            )
-        return self.error
+        return outcome_error(
+            self.group,
+            self.stop_reason,
+            [r for r in self.results if r is not None],
+            self.error,
+            self._first_failure,
+            self._threshold,
+        )

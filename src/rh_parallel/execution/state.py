@@ -10,10 +10,10 @@ from typing import Any, overload
 from rh_parallel.execution.breaker import CircuitBreaker
 from rh_parallel.execution.manager import ParallelExecutionManager
 from rh_parallel.execution.options import GroupOptions
-from rh_parallel.execution.records import RecordPublisher, truncate
+from rh_parallel.execution.records import RecordPublisher
 from rh_parallel.execution.retry import RetryPolicy
-from rh_parallel.model.enums import ErrorStrategy, ExecutionStatus, ResultStatus
-from rh_parallel.model.events import EventInvocation, ExecutionEvent
+from rh_parallel.model.enums import ErrorStrategy, ResultStatus
+from rh_parallel.model.events import EventInvocation
 from rh_parallel.model.results import ExecutionResult
 from rh_parallel.runtime.bus import EventBus
 from rh_parallel.runtime.observer import ExecutionObserver, ItemInfo, ObserverSet, current_item
@@ -190,9 +190,9 @@ class ExecutionState:
         self, invocation: EventInvocation, address: str, info: ItemInfo | None
     ) -> ExecutionResult:
         event = invocation.event
-        bus = self.event_bus
-        if bus.has_subscribers:
-            bus.publish(self._record(event, address, ExecutionStatus.STARTED))
+        publisher = self.publisher
+        if publisher.bus.has_subscribers:
+            publisher.event_started(event, address)
         began = time.perf_counter()
         cancelled: asyncio.CancelledError | None = None
         try:
@@ -207,44 +207,11 @@ class ExecutionState:
         result.execution_time = time.perf_counter() - began
         if info is not None:
             self.observer_set.on_item_end(info, result)
-        self._publish(event, address, result)
+        if publisher.bus.has_subscribers:
+            publisher.event_ended(event, address, result)
         if cancelled is not None:
             raise cancelled
         return result
-
-    def _record(
-        self, event: ExecutionEvent, address: str, status: ExecutionStatus, **fields: Any
-    ) -> ExecutionEvent:
-        scope = current_scope.get()
-        return event.model_copy(
-            update={
-                "address": address,
-                "execution_status": status,
-                "timestamp": time.time(),
-                "group_id": scope.group_id if scope is not None else None,
-                "trace_id": None,
-                "span_id": None,
-                **fields,
-            }
-        )
-
-    def _publish(self, event: ExecutionEvent, address: str, result: ExecutionResult) -> None:
-        if not self.event_bus.has_subscribers:
-            return
-        publisher = self.publisher
-        self.event_bus.publish(
-            self._record(
-                event,
-                address,
-                result.status.as_execution_status,
-                execution_time=result.execution_time,
-                error_type=result.error_type,
-                message=result.error_message,
-                detail=truncate(result.result, publisher.max_io_chars)
-                if publisher.capture_io and result.ok
-                else None,
-            )
-        )
 
     async def aclose(self) -> None:
         """Deliver every queued record and stop the bus's dispatchers."""

@@ -166,12 +166,16 @@ class ObserverSet:
             return self
         return ObserverSet([o for o in self.observers if o not in declined])
 
-    def on_group_end(self, group: GroupInfo) -> None:
-        for observer in self._by_hook["on_group_end"]:
+    def _notify(self, hook: str, *args: object) -> None:
+        """Call ``hook`` on every observer that overrides it; log and skip what raises."""
+        for observer in self._by_hook[hook]:
             try:
-                observer.on_group_end(group)
+                getattr(observer, hook)(*args)
             except Exception:
-                _log_failure(observer, "on_group_end")
+                _log_failure(observer, hook)
+
+    def on_group_end(self, group: GroupInfo) -> None:
+        self._notify("on_group_end", group)
 
     def enter_item(
         self, item: ItemInfo
@@ -203,36 +207,16 @@ class ObserverSet:
                 _log_failure(observer, "item_scope exit")
 
     def on_item_start(self, item: ItemInfo) -> None:
-        for observer in self._by_hook["on_item_start"]:
-            try:
-                observer.on_item_start(item)
-            except Exception:
-                _log_failure(observer, "on_item_start")
+        self._notify("on_item_start", item)
 
     def on_item_retry(self, item: ItemInfo, error: BaseException | None, delay: float) -> None:
-        for observer in self._by_hook["on_item_retry"]:
-            try:
-                observer.on_item_retry(item, error, delay)
-            except Exception:
-                _log_failure(observer, "on_item_retry")
+        self._notify("on_item_retry", item, error, delay)
 
     def on_item_end(self, item: ItemInfo, result: ExecutionResult) -> None:
-        for observer in self._by_hook["on_item_end"]:
-            try:
-                observer.on_item_end(item, result)
-            except Exception:
-                _log_failure(observer, "on_item_end")
+        self._notify("on_item_end", item, result)
 
     def on_breaker_state(self, breaker: str, state: str) -> None:
-        for observer in self._by_hook["on_breaker_state"]:
-            try:
-                observer.on_breaker_state(breaker, state)
-            except Exception:
-                _log_failure(observer, "on_breaker_state")
+        self._notify("on_breaker_state", breaker, state)
 
     def on_breaker_rejection(self, breaker: str) -> None:
-        for observer in self._by_hook["on_breaker_rejection"]:
-            try:
-                observer.on_breaker_rejection(breaker)
-            except Exception:
-                _log_failure(observer, "on_breaker_rejection")
+        self._notify("on_breaker_rejection", breaker)
