@@ -104,6 +104,7 @@ class Item(ItemInfo):
         else:
             self.actor = None
             self.event_type = EventType.TASK
+        self.kind = self.event_type.kind
         self.group = None
         self.scratch = None
         self.depends_on = depends_on

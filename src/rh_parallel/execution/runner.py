@@ -23,7 +23,7 @@ from rh_parallel.execution.records import RecordPublisher
 from rh_parallel.model.enums import ErrorStrategy, GroupStatus, ResultStatus
 from rh_parallel.model.groups import GroupError, ParallelEventGroup
 from rh_parallel.model.results import ExecutionResult
-from rh_parallel.runtime.observer import GroupInfo, ItemInfo, ObserverSet, current_item
+from rh_parallel.runtime.observer import GroupInfo, ItemInfo, ObserverSet
 from rh_parallel.runtime.scope import Scope, current_scope
 
 if TYPE_CHECKING:
@@ -60,7 +60,8 @@ class GroupRun:
         self.error: BaseException | None = None
         self.stop_reason: str | None = None
         self.info: GroupInfo | None = None
-        self.item_observers = observers
+        # None when no observer wants item hooks: the hot path tests identity, not truthiness
+        self.item_observers: ObserverSet | None = observers if observers.observers else None
         self.done = asyncio.Event()
         self.progress: asyncio.Event | None = None
         self._ready: deque[Item] = deque()
@@ -94,7 +95,8 @@ class GroupRun:
         self._loop = asyncio.get_running_loop()
         if self.observers:
             self.info = GroupInfo(group, parent_item)
-            self.item_observers = self.observers.on_group_start(self.info)
+            chosen = self.observers.on_group_start(self.info)
+            self.item_observers = chosen if chosen.observers else None
         self.publisher.group(group)
         now = _perf()
         ready = self._ready
@@ -168,7 +170,7 @@ class GroupRun:
     def _reject(self, item: Item) -> None:
         breaker = self.options.circuit_breaker
         assert breaker is not None
-        if self.item_observers:
+        if self.item_observers is not None:
             self.item_observers.on_breaker_rejection(breaker.name)
         item.close_unrun()
         self._finish(item, self._failed(item, breaker.rejection(), ResultStatus.REJECTED))
@@ -185,11 +187,18 @@ class GroupRun:
         lease = GlobalLease(self.global_limiter) if self.global_limiter is not None else None
         task = item.task
         try:
-            current_scope.set(Scope(item.address, self.depth + 1, self.group.group_id, lease))
             observers = self.item_observers
-            if observers:
+            current_scope.set(
+                Scope(
+                    item.address,
+                    self.depth + 1,
+                    self.group.group_id,
+                    lease,
+                    item if observers is not None else None,
+                )
+            )
+            if observers is not None:
                 item.group = self.info
-                current_item.set(item)
                 entered = observers.enter_item(item)
                 try:
                     self._finish(item, await self._attempts(item, lease))
@@ -215,7 +224,7 @@ class GroupRun:
             started = _perf()
             item.queue_time += started - item.queued_at
             observers = self.item_observers
-            if observers:
+            if observers is not None:
                 observers.on_item_start(item)
             if self._bus._subscriptions:
                 self.publisher.item_started(self, item)
@@ -261,7 +270,7 @@ class GroupRun:
                     return result
                 delay = retry.delay(attempt)
                 self.group.retries += 1
-                if observers:
+                if observers is not None:
                     observers.on_item_retry(item, result.error, delay)
                 self.publisher.item_retrying(self, item, result, delay)
                 self._release_slot(item)
@@ -277,7 +286,7 @@ class GroupRun:
                 if breaker is not None:
                     item.permit = breaker.acquire(self._on_breaker_change)
                     if item.permit is None:
-                        if observers:
+                        if observers is not None:
                             observers.on_breaker_rejection(breaker.name)
                         return self._failed(item, breaker.rejection(), ResultStatus.REJECTED)
         except asyncio.CancelledError as exc:
@@ -357,7 +366,7 @@ class GroupRun:
                         error_message=result.error_message,
                     )
                 )
-            if observers:
+            if observers is not None:
                 item.group = self.info
                 observers.on_item_end(item, result)
             if self._bus._subscriptions:

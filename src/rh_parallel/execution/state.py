@@ -16,7 +16,7 @@ from rh_parallel.model.enums import ErrorStrategy, ResultStatus
 from rh_parallel.model.events import EventInvocation
 from rh_parallel.model.results import ExecutionResult
 from rh_parallel.runtime.bus import EventBus
-from rh_parallel.runtime.observer import ExecutionObserver, ItemInfo, ObserverSet, current_item
+from rh_parallel.runtime.observer import ExecutionObserver, ItemInfo, ObserverSet
 from rh_parallel.runtime.scope import Scope, current_scope
 
 __all__ = ["ExecutionState", "set_default_observers"]
@@ -81,7 +81,8 @@ class ExecutionState:
 
     def current_item_info(self) -> ItemInfo | None:
         """The observer view of the item whose code runs now (for nested groups)."""
-        return current_item.get() if self.observer_set else None
+        scope = current_scope.get()
+        return scope.item if scope is not None else None
 
     # -- groups ---------------------------------------------------------------------------
 
@@ -168,21 +169,22 @@ class ExecutionState:
         actor = event.actor
         parent = current_scope.get() or self.root_scope
         address = parent.child_address("event", actor.name)
-        token = current_scope.set(Scope(address, parent.depth + 1, parent.group_id, parent.lease))
         observers = self.observer_set
-        try:
-            if not observers:
-                return await self._run_body(invocation, address, None)
+        info = None
+        if observers:
             info = ItemInfo(None, actor.name, address, actor.event_type, actor, None)
             info.attempts = 1
-            info_token = current_item.set(info)
+        scope = Scope(address, parent.depth + 1, parent.group_id, parent.lease, info)
+        token = current_scope.set(scope)
+        try:
+            if info is None:
+                return await self._run_body(invocation, address, None)
             entered = observers.enter_item(info)
             try:
                 observers.on_item_start(info)
                 return await self._run_body(invocation, address, info)
             finally:
                 observers.exit_item(entered)
-                current_item.reset(info_token)
         finally:
             current_scope.reset(token)
 

@@ -6,7 +6,6 @@ from rh_parallel.runtime.observer import (
     GroupInfo,
     ItemInfo,
     ObserverSet,
-    current_item,
 )
 from rh_parallel.runtime.scope import Lease, Scope, current_scope
 
@@ -19,6 +18,5 @@ __all__ = [
     "ObserverSet",
     "Scope",
     "Subscription",
-    "current_item",
     "current_scope",
 ]

@@ -9,7 +9,10 @@ deterministic as long as each scope's own code runs its children in a determinis
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from rh_parallel.runtime.observer import ItemInfo
 
 __all__ = ["Lease", "Scope", "current_scope"]
 
@@ -29,7 +32,7 @@ class Lease(Protocol):
 class Scope:
     """One node of the execution tree: an address plus the ordinals of its children."""
 
-    __slots__ = ("_ordinals", "address", "depth", "group_id", "lease")
+    __slots__ = ("_ordinals", "address", "depth", "group_id", "item", "lease")
 
     def __init__(
         self,
@@ -37,11 +40,13 @@ class Scope:
         depth: int = 0,
         group_id: str | None = None,
         lease: Lease | None = None,
+        item: ItemInfo | None = None,
     ) -> None:
         self.address = address
         self.depth = depth
         self.group_id = group_id
         self.lease = lease
+        self.item = item  # the item or event whose code runs in this scope (for observers)
         self._ordinals: dict[str, int] | None = None
 
     def child_address(self, kind: str, name: str) -> str:

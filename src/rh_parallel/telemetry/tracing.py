@@ -129,6 +129,7 @@ class TracingObserver(ExecutionObserver):
         if item.group is not None:
             attributes["rh_parallel.group_id"] = item.group.group.group_id
             attributes["rh_parallel.parallel_index"] = item.index
+        attributes["rh_parallel.attempts"] = max(item.attempts, 1)
         span: Span = tracer.start_span(
             name, context=context, kind=SpanKind.INTERNAL, attributes=attributes
         )
@@ -146,6 +147,7 @@ class TracingObserver(ExecutionObserver):
     def on_item_retry(self, item: ItemInfo, error: BaseException | None, delay: float) -> None:
         span = item.scratch.get(self) if item.scratch else None
         if span is not None:
+            span.set_attribute("rh_parallel.attempts", item.attempts + 1)
             span.add_event(
                 "retry",
                 {
@@ -163,9 +165,7 @@ class TracingObserver(ExecutionObserver):
             span = self._start_item_span(item)
             if span is None:
                 return
-        if result.ok:
-            span.set_attribute("rh_parallel.attempts", result.attempts)
-        else:
+        if not result.ok:
             span.set_attributes(
                 {
                     "rh_parallel.attempts": result.attempts if item.attempts else 0,
