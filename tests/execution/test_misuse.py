@@ -64,6 +64,8 @@ async def test_non_awaitable_work_shows_the_fix(state: ExecutionState) -> None:
         p.add(needs_arg)
     with pytest.raises(TypeError, match="add\\(work\\), add\\(name, work\\)"):
         p.add("a", "b", "c")
+    with pytest.raises(TypeError, match="add\\(work\\), add\\(name, work\\)"):
+        p.add(asyncio.sleep(0), asyncio.sleep(0))  # closed: no "never awaited" warning
 
 
 async def test_callable_returning_a_non_awaitable_fails_the_item(state: ExecutionState) -> None:

@@ -89,6 +89,9 @@ class ParallelExecutionManager:
         elif len(args) == 1:
             (work,) = args
         else:
+            for arg in args:  # nothing passed in is left un-awaited
+                if asyncio.iscoroutine(arg):
+                    arg.close()
             raise TypeError(
                 "add() takes add(work), add(name, work) or add(work, name=..., depends_on=[...])"
             )
