@@ -51,10 +51,10 @@ async def test_event_timeout_fails_the_item_and_frees_its_slot(state: ExecutionS
 
 
 async def test_event_timeout_excludes_queue_time(state: ExecutionState) -> None:
-    async with state.parallel(max_workers=1, event_timeout=0.05) as p:
+    async with state.parallel(max_workers=1, event_timeout=0.5) as p:
         for _ in range(4):
-            p.add(lambda: asyncio.sleep(0.02, result=1))
-    assert all(r.ok for r in await p.gather())  # 4 x 20 ms queued > 50 ms, each attempt < 50
+            p.add(lambda: asyncio.sleep(0.2, result=1))
+    assert all(r.ok for r in await p.gather())  # 4 x 200 ms in a row > 500 ms; each < 500
 
 
 async def test_user_timeout_error_is_a_plain_failure(state: ExecutionState) -> None:
