@@ -209,3 +209,13 @@ async def test_default_state_records_on_the_global_registry() -> None:
         "rh_parallel_events_total", {"kind": "task", "outcome": "completed", "group": "global"}
     )
     assert after == before + 1
+
+
+async def test_a_guarded_group_shows_its_breaker_before_it_trips(
+    telemetry: InMemoryTelemetry,
+) -> None:
+    state = telemetry.state()
+    async with state.parallel(name="calm", circuit_breaker=CircuitBreaker("quiet-api")) as p:
+        p.add(asyncio.sleep(0))
+    assert telemetry.sample("rh_parallel_circuit_state", breaker="quiet-api") == 0
+    assert telemetry.sample("rh_parallel_circuit_rejections_total", breaker="quiet-api") == 0

@@ -94,7 +94,10 @@ class GroupRun:
         self._context = contextvars.copy_context()
         self._loop = asyncio.get_running_loop()
         if self.observers:
-            self.info = GroupInfo(group, parent_item)
+            breaker = self.options.circuit_breaker
+            self.info = GroupInfo(
+                group, parent_item, (breaker.name, breaker.state.value) if breaker else None
+            )
             chosen = self.observers.on_group_start(self.info)
             self.item_observers = chosen if chosen.observers else None
         self.publisher.group(group)

@@ -24,11 +24,17 @@ logger = logging.getLogger("rh_parallel.observer")
 class GroupInfo:
     """What observers see of a running group: its live model and a scratch dict of their own."""
 
-    __slots__ = ("group", "parent_item", "scratch")
+    __slots__ = ("breaker", "group", "parent_item", "scratch")
 
-    def __init__(self, group: ParallelEventGroup, parent_item: ItemInfo | None) -> None:
+    def __init__(
+        self,
+        group: ParallelEventGroup,
+        parent_item: ItemInfo | None,
+        breaker: tuple[str, str] | None = None,
+    ) -> None:
         self.group = group
         self.parent_item = parent_item
+        self.breaker = breaker  # (name, state) of the group's circuit breaker, if it has one
         self.scratch: dict[object, Any] = {}
 
 

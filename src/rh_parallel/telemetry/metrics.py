@@ -202,6 +202,10 @@ class MetricsObserver(ExecutionObserver, Collector):
         series = group.scratch[self] = self.series(group.group.name)
         self.groups_active += 1
         series.workers_limit += group.group.max_workers
+        if group.breaker is not None:  # a guarded group shows its breaker before it trips
+            name, state = group.breaker
+            self.circuit_state.setdefault(name, CircuitState(state).gauge_value)
+            self.circuit_rejections.setdefault(name, 0)
         return None
 
     def on_group_end(self, group: GroupInfo) -> None:
