@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
@@ -90,7 +90,7 @@ class Item(ItemInfo):
         work: object,
         kind: WorkKind,
         explicit_name: str | None,
-        depends_on: tuple[Hashable, ...],
+        depends_on: tuple[str | int, ...],
     ) -> None:
         self.index = index
         self.work: object = work

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Hashable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -124,7 +124,7 @@ class ParallelExecutionManager:
             if asyncio.iscoroutine(work):
                 work.close()
             raise
-        deps: tuple[Hashable, ...] = ()
+        deps: tuple[str | int, ...] = ()
         if depends_on is not None:
             if isinstance(depends_on, str | int):
                 depends_on = [depends_on]
@@ -159,7 +159,7 @@ class ParallelExecutionManager:
         items = self._run.items
         for item in items:
             for ref in item.depends_on:
-                dependency = items[self._resolve(ref, item.name)]  # type: ignore[arg-type]
+                dependency = items[self._resolve(ref, item.name)]
                 if dependency.dependents is None:
                     dependency.dependents = []
                 dependency.dependents.append(item)

@@ -214,7 +214,7 @@ class GroupRun:
             if item.result is None:
                 self._finish(item, self._failed(item, exc, ResultStatus.FAILED))
         finally:
-            if self._running.pop(task, None) is not None:  # type: ignore[arg-type]
+            if task is not None and self._running.pop(task, None) is not None:
                 self._check_done()
 
     async def _attempts(self, item: Item, lease: GlobalLease | None) -> ExecutionResult:

@@ -10,10 +10,12 @@ no SDK configured, the observer costs almost nothing and records nothing.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
 
 from rh_parallel.model.enums import EventType, GroupStatus, ResultStatus
@@ -198,11 +200,12 @@ class _CurrentSpan(AbstractContextManager[None]):
 
     def __init__(self, span: Span) -> None:
         self._span = span
-        self._token: object = None
+        self._token: Token[Context] | None = None
 
     def __enter__(self) -> None:
         self._token = otel_context.attach(trace.set_span_in_context(self._span))
 
     def __exit__(self, *exc_info: object) -> None:
-        otel_context.detach(self._token)  # type: ignore[arg-type]
+        if self._token is not None:
+            otel_context.detach(self._token)
         self._span.end()
