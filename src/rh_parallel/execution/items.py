@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
@@ -120,10 +120,6 @@ class Item(ItemInfo):
         self.task: asyncio.Task[None] | None = None
         self.permit: BreakerPermit | None = None
 
-    @property
-    def recreatable(self) -> bool:
-        return self.work_kind in (WorkKind.INVOCATION, WorkKind.FACTORY)
-
     def make_attempt(self, attempt: int) -> Awaitable[Any]:
         """The awaitable for attempt number ``attempt`` (1-based)."""
         kind = self.work_kind
@@ -172,6 +168,3 @@ def adopt(value: Any, fields: dict[str, Any]) -> ExecutionResult:
         )
         return ExecutionResult.build(fields)
     return ExecutionResult.success(value, **fields)
-
-
-Factory = Callable[[], Awaitable[Any]]
