@@ -104,11 +104,23 @@ def measure(chosen: Sequence[Contender], n: int, limit: int, rounds: int) -> dic
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def report(per_item: dict[str, float], baseline: str = "asyncio.gather+semaphore") -> str:
+def report(
+    per_item: dict[str, float],
+    baseline: str = "asyncio.gather+semaphore",
+    engine: str = "rh-parallel (no observers)",
+) -> str:
+    """A table: per-item time, its ratio to ``baseline`` and, for the telemetry rows, to the
+    engine without observers (the cost of telemetry itself)."""
     base = per_item[baseline]
-    lines = [f"{'contender':<44} {'us/item':>9} {'ratio':>7}"]
+    bare = per_item.get(engine)
+    lines = [f"{'contender':<44} {'us/item':>9} {'vs gather':>10} {'vs engine':>10}"]
     for name, seconds in per_item.items():
-        lines.append(f"{name:<44} {seconds * 1e6:>9.2f} {seconds / base:>6.2f}x")
+        versus_engine = (
+            f"{seconds / bare:>9.2f}x" if bare and name.startswith("rh-parallel (") else ""
+        )
+        lines.append(
+            f"{name:<44} {seconds * 1e6:>9.2f} {seconds / base:>9.2f}x {versus_engine:>10}"
+        )
     return "\n".join(lines)
 
 
