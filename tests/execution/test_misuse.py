@@ -22,8 +22,18 @@ async def needs_arg(x: int) -> int:
     [
         ({"max_workers": 0}, ValueError, "max_workers=0 must be >= 1"),
         ({"max_workers": 2.5}, TypeError, "max_workers takes an int"),
-        ({"timeout": 0}, ValueError, "timeout=0 must be > 0"),
-        ({"event_timeout": -1}, ValueError, "event_timeout=-1 must be > 0"),
+        ({"timeout": 0}, ValueError, "timeout=0 must be a finite number of seconds > 0"),
+        ({"event_timeout": -1}, ValueError, "event_timeout=-1 must be a finite number"),
+        ({"timeout": float("nan")}, ValueError, "timeout=nan must be a finite number"),
+        ({"event_timeout": float("nan")}, ValueError, "event_timeout=nan must be a finite"),
+        ({"timeout": float("inf")}, ValueError, "timeout=inf must be a finite number"),
+        ({"timeout": 10**400}, ValueError, "must be a finite number of seconds"),
+        ({"timeout": "5"}, TypeError, "timeout takes seconds as a number"),
+        (
+            {"error_strategy": ErrorStrategy.FAIL_FAST, "failure_threshold": 2},
+            ValueError,
+            "FAIL_FAST stops at the first failure, so failure_threshold=2 would never apply",
+        ),
         ({"failure_threshold": 0}, ValueError, "failure_threshold=0 must be >= 1"),
         ({"failure_threshold": 1.5}, ValueError, r"share of the group, in \(0, 1\]"),
         ({"error_strategy": ErrorStrategy.FAIL_THRESHOLD}, ValueError, "needs failure_threshold"),
@@ -58,19 +68,24 @@ async def test_add_after_the_group_ran(state: ExecutionState) -> None:
 
 async def test_non_awaitable_work_shows_the_fix(state: ExecutionState) -> None:
     p = state.parallel()
-    with pytest.raises(TypeError, match="Did you call a regular function"):
+    with pytest.raises(TypeError, match=r"pass it uncalled with its arguments: p.add\(fn, x\)"):
         p.add(work())
-    with pytest.raises(TypeError, match="needs 1 argument"):
+    with pytest.raises(TypeError, match="with 0 argument\\(s\\), but it takes 1"):
         p.add(needs_arg)
-    with pytest.raises(TypeError, match="add\\(work\\), add\\(name, work\\)"):
+    with pytest.raises(TypeError, match="with 2 argument\\(s\\), but it takes 1"):
+        p.add(needs_arg, 1, 2)
+    with pytest.raises(TypeError, match="got str 'b'"):
         p.add("a", "b", "c")
-    with pytest.raises(TypeError, match="add\\(work\\), add\\(name, work\\)"):
-        p.add(asyncio.sleep(0), asyncio.sleep(0))  # closed: no "never awaited" warning
+    with pytest.raises(TypeError, match="add\\(\\) needs work"):
+        p.add("only-a-name")
+    with pytest.raises(TypeError, match="got arguments for coroutine"):
+        p.add(asyncio.sleep(0), asyncio.sleep(0))  # both closed: no "never awaited" warning
+    assert p.group.total == 0 and await p.gather() == []
 
 
-async def test_callable_returning_a_non_awaitable_fails_the_item(state: ExecutionState) -> None:
+async def test_lambda_returning_a_non_awaitable_fails_the_item(state: ExecutionState) -> None:
     async with state.parallel() as p:
-        p.add(work)
+        p.add(lambda: 1)
     (result,) = await p.gather()
     assert not result.ok and result.error_type == "TypeError"
     assert "not an awaitable" in (result.error_message or "")
@@ -78,9 +93,9 @@ async def test_callable_returning_a_non_awaitable_fails_the_item(state: Executio
 
 async def test_bare_coroutine_with_retries_is_refused(state: ExecutionState) -> None:
     p = state.parallel(retry=RetryPolicy(max_attempts=3))
-    with pytest.raises(TypeError, match=r"p.add\(lambda: fetch\(x\)\)"):
+    with pytest.raises(TypeError, match=r"p.add\(fetch, url\) rather than p.add\(fetch\(url\)\)"):
         p.add(asyncio.sleep(0))
-    p.add(lambda: asyncio.sleep(0))
+    p.add(asyncio.sleep, 0)
     await p.gather()
 
 

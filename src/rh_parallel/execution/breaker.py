@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any, ParamSpec, TypeVar
 
 from rh_parallel.exceptions import CircuitOpenError
+from rh_parallel.execution.retry import check_count, check_seconds, show
 
 __all__ = ["BreakerPermit", "CircuitBreaker", "CircuitState"]
 
@@ -70,6 +71,11 @@ class CircuitBreaker:
     it half-opens and lets at most ``half_open_max_calls`` probes run at a time; a probe's success
     closes it, a failure re-opens it. Share one instance per downstream service, across groups.
 
+    ``name`` is a non-empty str (it labels the ``rh_parallel_circuit_*`` metrics);
+    ``failure_threshold`` and ``half_open_max_calls`` are ints >= 1; ``recovery_timeout`` is a
+    finite number of seconds > 0 (an infinite one would keep the breaker open for good: call
+    :meth:`reset` to close a breaker by hand instead). Anything else is refused at once.
+
     Example::
 
         search_api = CircuitBreaker("search-api", failure_threshold=3, recovery_timeout=10)
@@ -89,19 +95,35 @@ class CircuitBreaker:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not name:
-            raise ValueError("CircuitBreaker(name=...) must name the service it guards")
-        if not isinstance(failure_threshold, int) or failure_threshold < 1:
-            raise ValueError(
-                f"CircuitBreaker(failure_threshold={failure_threshold!r}) must be an int >= 1"
+        if not isinstance(name, str):
+            raise TypeError(
+                f"CircuitBreaker(name={show(name)}): a breaker's name is a non-empty str naming "
+                'the service it guards (it labels metrics); pass e.g. CircuitBreaker("search-api")'
             )
-        if recovery_timeout <= 0:
+        if not name.strip():
             raise ValueError(
-                f"CircuitBreaker(recovery_timeout={recovery_timeout!r}) must be > 0 seconds"
+                f"CircuitBreaker(name={name!r}): a breaker's name is a non-empty str naming the "
+                'service it guards; pass e.g. CircuitBreaker("search-api")'
             )
-        if not isinstance(half_open_max_calls, int) or half_open_max_calls < 1:
-            raise ValueError(
-                f"CircuitBreaker(half_open_max_calls={half_open_max_calls!r}) must be an int >= 1"
+        failure_threshold = check_count(
+            "CircuitBreaker",
+            "failure_threshold",
+            failure_threshold,
+            "it counts the consecutive failed calls that open the breaker",
+        )
+        recovery_timeout = check_seconds(
+            "CircuitBreaker", "recovery_timeout", recovery_timeout, positive=True, example="30.0"
+        )
+        half_open_max_calls = check_count(
+            "CircuitBreaker",
+            "half_open_max_calls",
+            half_open_max_calls,
+            "it caps the probe calls a half-open breaker lets run at once",
+        )
+        if not callable(clock):
+            raise TypeError(
+                f"CircuitBreaker(clock={show(clock)}) must be a function returning seconds, "
+                "e.g. clock=time.monotonic"
             )
         self.name = name
         self.failure_threshold = failure_threshold

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import inspect
-from collections.abc import Awaitable
+import weakref
+from collections.abc import Awaitable, Callable
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
@@ -16,41 +19,107 @@ from rh_parallel.runtime.observer import ItemInfo
 
 if TYPE_CHECKING:
     from rh_parallel.execution.breaker import BreakerPermit
+    from rh_parallel.execution.slots import GlobalLease
+    from rh_parallel.runtime.scope import Scope
 
-__all__ = ["Item", "WorkKind", "adopt", "classify_work"]
+__all__ = ["Item", "WorkKind", "adopt", "check_work", "close_work"]
+
+# Coroutines handed to a group: one coroutine object runs once, in one group.
+_claimed: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 class WorkKind(IntEnum):
     COROUTINE = 0  # awaited once
     AWAITABLE = 1  # a future, task or other awaitable: awaited once
     INVOCATION = 2  # an event invocation: its actor's handler runs on every attempt
-    FACTORY = 3  # a zero-argument callable: called on every attempt
+    ASYNC_CALL = 3  # an async function (or a lambda building an awaitable): called per attempt
+    SYNC_CALL = 4  # a plain function: called per attempt in a worker thread
 
 
-def classify_work(work: object) -> WorkKind:
+_FIX = "pass the function and its arguments, p.add(fetch, url), so each attempt calls it anew"
+
+
+def close_work(work: object) -> None:
+    """Release work that will never run, so no coroutine is left un-awaited."""
+    if inspect.iscoroutine(work):
+        work.close()
+    elif isinstance(work, asyncio.Future):
+        work.cancel()
+    elif isinstance(work, EventInvocation):
+        work._awaited = True
+
+
+def _is_async_callable(work: Callable[..., Any]) -> bool:
+    target: Any = work
+    while isinstance(target, functools.partial):
+        target = target.func
+    if inspect.iscoroutinefunction(target) or getattr(target, "__name__", "") == "<lambda>":
+        return True
+    call = getattr(type(target), "__call__", None)  # noqa: B004 - the class's method
+    return call is not None and not inspect.isroutine(target) and inspect.iscoroutinefunction(call)
+
+
+def _check_arity(work: Callable[..., Any], given: int) -> None:
+    """Refuse a plain function called with the wrong number of arguments, at add()."""
+    code = getattr(work, "__code__", None)
+    if code is None:
+        return
+    bound = 1 if inspect.ismethod(work) else 0
+    accepted = code.co_argcount - bound
+    required = accepted - len(getattr(work, "__defaults__", None) or ())
+    takes_more = bool(code.co_flags & inspect.CO_VARARGS)
+    if given < required or (given > accepted and not takes_more):
+        name = getattr(work, "__qualname__", work)
+        raise TypeError(
+            f"p.add() got {name!r} with {given} argument(s), but it takes "
+            f"{required if required == accepted or takes_more else f'{required} to {accepted}'}"
+            f"; {_FIX}"
+        )
+
+
+def check_work(work: object, args: tuple[Any, ...]) -> WorkKind:
     """Tell what kind of work ``p.add()`` was given, or raise a TypeError that shows the fix."""
     if isinstance(work, EventInvocation):
-        return WorkKind.INVOCATION
-    if inspect.iscoroutine(work):
-        return WorkKind.COROUTINE
-    if inspect.isawaitable(work):
-        return WorkKind.AWAITABLE
-    if callable(work):
-        code = getattr(work, "__code__", None)
-        if code is not None and not inspect.ismethod(work):
-            required = code.co_argcount - len(getattr(work, "__defaults__", None) or ())
-            if required > 0:
-                raise TypeError(
-                    f"p.add() got {getattr(work, '__qualname__', work)!r}, which needs "
-                    f"{required} argument(s); pass the call, p.add(fn(x)), or a zero-argument "
-                    "callable, p.add(lambda: fn(x))"
-                )
-        return WorkKind.FACTORY
-    raise TypeError(
-        f"p.add() needs a coroutine, an event invocation or a zero-argument callable returning "
-        f"an awaitable; got {type(work).__name__} {work!r}. Did you call a regular function "
-        "(p.add(fn(x)) runs fn now)? Make it async def, or pass lambda: asyncio.to_thread(fn, x)"
-    )
+        if work._awaited:
+            raise TypeError(
+                f"this invocation of {work.event.actor.name!r} was already awaited; call the "
+                "event again to add another run of it"
+            )
+        kind = WorkKind.INVOCATION
+    elif inspect.iscoroutine(work):
+        if inspect.getcoroutinestate(work) != inspect.CORO_CREATED:
+            raise TypeError(
+                f"coroutine {work.__qualname__} was already awaited (or is running); a "
+                f"coroutine runs once: {_FIX}"
+            )
+        if work in _claimed:
+            raise TypeError(
+                f"coroutine {work.__qualname__} was already added to a group; a coroutine runs "
+                f"once: {_FIX}"
+            )
+        kind = WorkKind.COROUTINE
+    elif inspect.isawaitable(work):
+        kind = WorkKind.AWAITABLE
+    elif callable(work):
+        _check_arity(work, len(args))
+        return WorkKind.ASYNC_CALL if _is_async_callable(work) else WorkKind.SYNC_CALL
+    else:
+        raise TypeError(
+            f"p.add() takes a coroutine, an event invocation, an awaitable or a function; got "
+            f"{type(work).__name__} {work!r}. To run a function, pass it uncalled with its "
+            "arguments: p.add(fn, x) (an async def runs on the loop, a plain def in a thread)"
+        )
+    if args:
+        raise TypeError(
+            f"p.add() got arguments for {type(work).__name__} {work!r}, which is not callable; "
+            f"{_FIX}"
+        )
+    return kind
+
+
+def claim(work: object) -> None:
+    """Remember that this coroutine object belongs to a group now."""
+    _claimed.add(work)
 
 
 def work_name(work: object, kind: WorkKind) -> str:
@@ -60,7 +129,10 @@ def work_name(work: object, kind: WorkKind) -> str:
         return work.event.actor.name
     if kind is WorkKind.COROUTINE:
         return str(getattr(work, "__name__", "coroutine"))
-    name = getattr(work, "__name__", None) or type(work).__name__
+    target = work
+    while isinstance(target, functools.partial):
+        target = target.func
+    name = getattr(target, "__name__", None) or type(target).__name__
     return "lambda" if name == "<lambda>" else str(name)
 
 
@@ -70,15 +142,22 @@ class Item(ItemInfo):
     index: int
 
     __slots__ = (
+        "args",
+        "began",
         "dependents",
         "depends_on",
         "execution_time",
         "explicit_name",
+        "finishing",
         "holds_slot",
+        "lease",
         "pending",
         "permit",
         "queued_at",
         "result",
+        "scope",
+        "stopped",
+        "tag",
         "task",
         "work",
         "work_kind",
@@ -88,21 +167,25 @@ class Item(ItemInfo):
         self,
         index: int,
         work: object,
+        args: tuple[Any, ...],
         kind: WorkKind,
         explicit_name: str | None,
         depends_on: tuple[str | int, ...],
     ) -> None:
         self.index = index
         self.work: object = work
+        self.args = args
         self.work_kind = kind
         self.explicit_name = explicit_name
         self.name = explicit_name if explicit_name is not None else work_name(work, kind)
         if kind is WorkKind.INVOCATION:
             assert isinstance(work, EventInvocation)
             self.actor: BaseActor | None = work.event.actor
+            self.tag = work.event.tag
             self.event_type = work.event.actor.event_type
         else:
             self.actor = None
+            self.tag = ""
             self.event_type = EventType.TASK
         self.kind = self.event_type.kind
         self.group = None
@@ -115,41 +198,53 @@ class Item(ItemInfo):
         self.execution_time = 0.0
         self.queue_time = 0.0
         self.queued_at = 0.0
+        self.began = 0.0  # perf_counter at the start of the attempt under way, 0.0 between
         self.holds_slot = False
+        self.stopped = False  # its result was decided by a stop of the group, not by its work
+        self.finishing = False  # its result is known and queued for recording
         self.result: ExecutionResult | None = None
         self.task: asyncio.Task[None] | None = None
         self.permit: BreakerPermit | None = None
+        self.lease: GlobalLease | None = None
+        self.scope: Scope | None = None
 
     def make_attempt(self, attempt: int) -> Awaitable[Any]:
         """The awaitable for attempt number ``attempt`` (1-based)."""
         kind = self.work_kind
-        work = self.work
-        if kind is WorkKind.FACTORY:
-            assert callable(work)
-            made = work()
+        work: Any = self.work
+        if kind is WorkKind.ASYNC_CALL:
+            made = work(*self.args)
             if not inspect.isawaitable(made):
                 raise TypeError(
                     f"item {self.name!r}: its callable returned {type(made).__name__}, not an "
-                    "awaitable; pass an async def function or a lambda that returns a coroutine"
+                    "awaitable; a lambda must build an awaitable (pass a plain function "
+                    "itself, p.add(fn, x), to run it in a worker thread)"
                 )
             return made
+        if kind is WorkKind.SYNC_CALL:
+            return _in_thread(work, self.args)
         if kind is WorkKind.INVOCATION:
-            assert isinstance(work, EventInvocation)
             work._awaited = True
-            return work.run_body()
+            return work.run_body()  # type: ignore[no-any-return]
         if attempt > 1:
             raise RuntimeError(f"item {self.name!r} cannot be re-created for another attempt")
-        return work  # type: ignore[return-value]
+        return work  # type: ignore[no-any-return]
 
     def close_unrun(self) -> None:
-        """Release work that will never run, so no coroutine is left un-awaited."""
-        work = self.work
-        if self.work_kind is WorkKind.COROUTINE and self.attempts == 0:
-            work.close()  # type: ignore[attr-defined]
-        elif self.work_kind is WorkKind.AWAITABLE and isinstance(work, asyncio.Future):
-            work.cancel()
-        elif self.work_kind is WorkKind.INVOCATION:
-            work._awaited = True  # type: ignore[attr-defined]
+        """Release work that will never run (again)."""
+        if self.attempts == 0 or self.work_kind is WorkKind.INVOCATION:
+            close_work(self.work)
+
+
+async def _in_thread(function: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """Run a plain function in the loop's default thread pool, in this task's context; an
+    awaitable it returns is awaited here, on the loop."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    value = await loop.run_in_executor(None, functools.partial(context.run, function, *args))
+    if inspect.isawaitable(value):
+        value = await value
+    return value
 
 
 def adopt(value: Any, fields: dict[str, Any]) -> ExecutionResult:

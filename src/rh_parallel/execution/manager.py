@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from rh_parallel.execution.items import Item, WorkKind, classify_work
+from rh_parallel.execution import dependencies
+from rh_parallel.execution.items import Item, WorkKind, check_work, claim, close_work
 from rh_parallel.execution.options import GroupOptions
-from rh_parallel.execution.outcome import StopReason
-from rh_parallel.execution.runner import GroupRun
+from rh_parallel.execution.scheduler import GroupRun
+from rh_parallel.execution.stopping import shown_in_stream
 from rh_parallel.model.enums import GroupStatus, ResultStatus
 from rh_parallel.model.groups import ParallelEventGroup
 from rh_parallel.model.results import ExecutionResult
@@ -26,6 +26,11 @@ __all__ = ["ParallelExecutionManager"]
 
 def _group_id(address: str) -> str:
     return "grp-" + hashlib.blake2b(address.encode(), digest_size=8).hexdigest()
+
+
+def _close_all(args: tuple[Any, ...]) -> None:
+    for arg in args:
+        close_work(arg)
 
 
 class ParallelExecutionManager:
@@ -43,7 +48,6 @@ class ParallelExecutionManager:
     def __init__(self, state: ExecutionState, name: str | None, options: GroupOptions) -> None:
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"name={name!r}: a group's name is a non-empty string")
-        self._state = state
         name = name or "parallel"
         parent = current_scope.get() or state.root_scope
         address = parent.child_address("group", name)
@@ -56,6 +60,7 @@ class ParallelExecutionManager:
             max_workers=options.max_workers,
             error_strategy=options.error_strategy.value,
         )
+        self._state = state
         self._run = GroupRun(
             self.group,
             options,
@@ -66,8 +71,7 @@ class ParallelExecutionManager:
         )
         self._names: dict[str, int] = {}
         self._has_dependencies = False
-        self._started = False
-        self._parent_lease: Lease | None = None
+        self._closed = False  # started, or abandoned before it started: add() is refused
 
     # -- building -------------------------------------------------------------------------
 
@@ -75,168 +79,135 @@ class ParallelExecutionManager:
         self,
         *args: Any,
         name: str | None = None,
-        depends_on: Iterable[str | int] | None = None,
+        depends_on: Any = None,
     ) -> int:
-        """Add work: ``add(work)``, ``add(name, work)`` or ``add(work, name=..., depends_on=...)``.
+        """Add work and return its index: ``add(work, *args)`` or ``add(name, work, *args)``.
 
-        ``work`` is a coroutine, an event invocation or a zero-argument callable that returns
-        an awaitable (a callable can be re-created for retries). Returns the item's index.
+        ``work`` is a coroutine, an event invocation, any awaitable, or a function called with
+        ``*args`` on each attempt (an ``async def`` on the loop, a plain ``def`` in a worker
+        thread): ``p.add(fetch, url)`` binds ``url`` now and can be retried. Keywords:
+        ``name`` (unique in the group) and ``depends_on`` (names or indices).
         """
-        if len(args) == 2 and isinstance(args[0], str):
-            if name is not None:
-                raise TypeError("add() got the name twice: positionally and as name=")
-            name, work = args
-        elif len(args) == 1:
-            (work,) = args
-        else:
-            for arg in args:  # nothing passed in is left un-awaited
-                if asyncio.iscoroutine(arg):
-                    arg.close()
-            raise TypeError(
-                "add() takes add(work), add(name, work) or add(work, name=..., depends_on=[...])"
-            )
-        if self._started:
-            if asyncio.iscoroutine(work):
-                work.close()
-            raise RuntimeError(
-                f"add() after group {self.group.name!r} ran; open a new state.parallel() group "
-                "for more work"
-            )
         try:
-            kind = classify_work(work)
-            options = self._run.options
-            retry = options.retry
+            if args and isinstance(args[0], str):
+                if name is not None:
+                    raise TypeError("add() got the name twice: positionally and as name=")
+                name, args = args[0], args[1:]
+            if not args:
+                raise TypeError(
+                    "add() needs work: add(work, *args), add(name, work, *args) or "
+                    "add(work, *args, name=..., depends_on=[...])"
+                )
+            work, work_args = args[0], args[1:]
+            if self._closed:
+                raise RuntimeError(
+                    f"add() after group {self.group.name!r} ran; open a new state.parallel() "
+                    "group for more work"
+                )
+            kind = check_work(work, work_args)
+            retry = self._run.options.retry
             if kind in (WorkKind.COROUTINE, WorkKind.AWAITABLE) and retry and retry.retries:
                 raise TypeError(
                     f"group {self.group.name!r} retries failed items, but a bare coroutine "
-                    "can run only once; pass a zero-argument callable instead: "
-                    "p.add(lambda: fetch(x)) rather than p.add(fetch(x))"
+                    "can run only once; pass the function and its arguments instead: "
+                    "p.add(fetch, url) rather than p.add(fetch(url))"
                 )
+            index = len(self._run.items)
             if name is not None:
-                if not isinstance(name, str) or not name:
-                    raise ValueError(f"name={name!r}: an item's name is a non-empty string")
-                if name in self._names:
-                    raise ValueError(
-                        f"duplicate item name {name!r} in group {self.group.name!r}; names are "
-                        "unique within a group (add a suffix, e.g. the index)"
-                    )
-        except (TypeError, ValueError):
-            if asyncio.iscoroutine(work):
-                work.close()
+                self._check_name(name, index)
+            deps = dependencies.check_references(depends_on)
+        except BaseException:
+            _close_all(args)
             raise
-        deps: tuple[str | int, ...] = ()
-        if depends_on is not None:
-            if isinstance(depends_on, str | int):
-                depends_on = [depends_on]
-            deps = tuple(depends_on)
-            self._has_dependencies = self._has_dependencies or bool(deps)
-        items = self._run.items
-        index = len(items)
-        item = Item(index, work, kind, name, deps)
+        if kind is WorkKind.COROUTINE:
+            claim(work)
+        self._has_dependencies = self._has_dependencies or bool(deps)
+        item = Item(index, work, work_args, kind, name, deps)
         item.address = f"{self.group.address}/{index}:{item.name}"
         if name is not None:
             self._names[name] = index
-        items.append(item)
+        self._run.items.append(item)
         return index
 
-    def _resolve(self, ref: str | int, who: str | None = None) -> int:
-        items = self._run.items
-        if isinstance(ref, bool) or not isinstance(ref, str | int):
-            raise TypeError(f"items are named by str or int index, got {ref!r}")
-        if isinstance(ref, int):
-            if 0 <= ref < len(items):
-                return ref
-        elif ref in self._names:
-            return self._names[ref]
-        where = f"item {who!r} depends on" if who else "there is no item"
-        known = ", ".join(repr(n) for n in self._names) or "none"
-        raise ValueError(
-            f"{where} {ref!r}, which is not in group {self.group.name!r} "
-            f"(named items: {known}; indices 0..{len(items) - 1})"
-        )
-
-    def _link_dependencies(self) -> None:
-        items = self._run.items
-        for item in items:
-            for ref in item.depends_on:
-                dependency = items[self._resolve(ref, item.name)]
-                if dependency.dependents is None:
-                    dependency.dependents = []
-                dependency.dependents.append(item)
-                item.pending += 1
-        cycle = _find_cycle(items)
-        if cycle:
+    def _check_name(self, name: object, index: int) -> None:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"name={name!r}: an item's name is a non-empty string")
+        if name in self._names:
             raise ValueError(
-                f"dependency cycle in group {self.group.name!r}: "
-                + " -> ".join(repr(items[i].name) for i in cycle)
+                f"duplicate item name {name!r} in group {self.group.name!r}; names are "
+                "unique within a group (add a suffix, e.g. the index)"
+            )
+        if name.isdecimal() and name != str(index):
+            raise ValueError(
+                f"item name {name!r} is the dict key of another item (gather_dict() keys "
+                "unnamed items by index); give it a name that is not a number"
             )
 
     # -- running --------------------------------------------------------------------------
 
     def _start(self) -> None:
-        if self._started:
+        run = self._run
+        if self._closed:
             return
-        self._started = True
-        try:
-            if self._has_dependencies:
-                self._link_dependencies()
-        except ValueError as exc:
-            self._abandon(GroupStatus.FAILED, exc)
-            raise
+        self._closed = True
+        if self._has_dependencies:
+            try:
+                dependencies.link(run.items, self._names, self.group.name)
+            except ValueError as exc:
+                self._abandon(GroupStatus.FAILED, exc)
+                raise
         scope = current_scope.get()
-        lease = scope.lease if scope is not None else None
-        if lease is not None:
-            lease.release()
-            self._parent_lease = lease
-        self._run.start(self._state.current_item_info())
+        if scope is not None and scope.children is not None:
+            scope.children.append(run)  # a nested group ends with the item that opened it
+        run.start(self._state.current_item_info())
 
     def _abandon(self, status: GroupStatus, error: BaseException) -> None:
         """End a group that never started: close its work, publish nothing."""
+        self._closed = True
         run = self._run
         run.results = []
         for item in run.items:
             item.close_unrun()
-            result = ExecutionResult.failure(
-                error,
-                ResultStatus.CANCELLED,
-                index=item.index,
-                name=item.name,
-                group_id=self.group.group_id,
+            run.results.append(
+                ExecutionResult.failure(
+                    error,
+                    ResultStatus.CANCELLED,
+                    index=item.index,
+                    name=item.name,
+                    group_id=self.group.group_id,
+                )
             )
-            run.results.append(result)
         self.group.total = len(run.items)
         self.group.cancelled = len(run.items)
         self.group.status = status
         run.error = error
         run.done.set()
 
-    async def _wait(self) -> None:
-        run = self._run
-        cancelled = False
-        if not run.done.is_set():
-            try:
-                await run.done.wait()
-            except asyncio.CancelledError:
-                cancelled = True
-                run.stop(StopReason.CANCELLED, ResultStatus.CANCELLED)
-                while not run.done.is_set():
-                    try:
-                        await run.done.wait()
-                    except asyncio.CancelledError:
-                        continue
-        await self._restore_parent_lease()
-        if cancelled:
-            raise asyncio.CancelledError
-
-    async def _restore_parent_lease(self) -> None:
-        lease, self._parent_lease = self._parent_lease, None
+    async def _wait(self, event: asyncio.Event) -> None:
+        """Wait for ``event`` (the end, or progress), lending the caller's global slot
+        meanwhile; a cancelled wait stops the group and returns once it has ended."""
+        lease: Lease | None = None
+        scope = current_scope.get()
+        if scope is not None:
+            lease = scope.lease
         if lease is not None:
-            await lease.reacquire()
+            lease.lend()
+        try:
+            try:
+                await event.wait()
+            except asyncio.CancelledError:
+                self._run.cancel()
+                await self._run.wait_stopped()
+                raise
+        finally:
+            if lease is not None:
+                await lease.end_loan()
 
-    def _raise_outcome(self) -> None:
+    def _outcome(self) -> list[ExecutionResult]:
         error = self._run.error
         if error is not None:
             raise error
+        return list(self._run.results)  # type: ignore[arg-type]
 
     @property
     def results(self) -> list[ExecutionResult | None]:
@@ -244,11 +215,11 @@ class ParallelExecutionManager:
         return list(self._run.results)
 
     async def gather(self) -> list[ExecutionResult]:
-        """Run the group (if it has not run) and return the results in add order."""
+        """Run the group (if it has not run) and return a new list of results in add order."""
         self._start()
-        await self._wait()
-        self._raise_outcome()
-        return self._run.results  # type: ignore[return-value]
+        if not self._run.done.is_set():
+            await self._wait(self._run.done)
+        return self._outcome()
 
     async def gather_dict(self) -> dict[str, ExecutionResult]:
         """Like ``gather()``, keyed by item name (an unnamed item: its index as a string)."""
@@ -262,50 +233,35 @@ class ParallelExecutionManager:
         """Yield results in completion order as they finish.
 
         Under FAIL_FAST or a threshold, the failing result is yielded, then what ``gather()``
-        would raise is raised.
+        would raise is raised. Inside an item, a stream left early is stopped when the item
+        ends (a nested group never outlives its item).
         """
         run = self._run
         self._start()
         if run.progress is None:
             run.progress = asyncio.Event()
         position = 0
-        try:
-            while True:
-                order = run.completion_order
-                while position < len(order):
-                    result = run.results[order[position]]
-                    position += 1
-                    assert result is not None
-                    if (
-                        run.stop_reason is not None
-                        and result.status
-                        in (
-                            ResultStatus.CANCELLED,
-                            ResultStatus.TIMED_OUT,
-                        )
-                        and run.stop_reason != StopReason.TIMEOUT
-                    ):
-                        continue
+        while True:
+            order = run.completion_order
+            while position < len(order):
+                index = order[position]
+                position += 1
+                result = run.results[index]
+                assert result is not None
+                if shown_in_stream(run.stop, run.items[index].stopped):
                     yield result
-                if run.done.is_set():
-                    break
-                run.progress.clear()
-                try:
-                    await run.progress.wait()
-                except asyncio.CancelledError:
-                    run.stop(StopReason.CANCELLED, ResultStatus.CANCELLED)
-                    await self._wait()
-                    raise
-        finally:
             if run.done.is_set():
-                await self._restore_parent_lease()
-        self._raise_outcome()
+                break
+            run.progress.clear()
+            await self._wait(run.progress)
+        self._outcome()
 
     as_completed = stream
 
     def result_of(self, ref: str | int) -> ExecutionResult:
         """The result of a finished item, by name or index (a dependent reads its inputs so)."""
-        item = self._run.items[self._resolve(ref)]
+        items = self._run.items
+        item = items[dependencies.resolve(ref, items, self._names, self.group.name, None)]
         if item.result is None:
             raise RuntimeError(
                 f"item {item.name!r} has not finished; read it from an item that "
@@ -315,11 +271,10 @@ class ParallelExecutionManager:
 
     def cancel(self) -> None:
         """Cancel every queued and running item; ``gather()`` then raises CancelledError."""
-        if not self._started:
+        if not self._closed:
             self._abandon(GroupStatus.CANCELLED, asyncio.CancelledError("cancelled before start"))
-            self._started = True
-            return
-        self._run.stop(StopReason.CANCELLED, ResultStatus.CANCELLED)
+        else:
+            self._run.cancel()
 
     async def __aenter__(self) -> ParallelExecutionManager:
         return self
@@ -332,52 +287,22 @@ class ParallelExecutionManager:
     ) -> None:
         run = self._run
         if exc_type is None:
-            if not self._started:
-                self._start()
+            self._start()
             if not run.done.is_set():
-                await self._wait()
-                self._raise_outcome()
+                await self._wait(run.done)
+                self._outcome()
             return
-        if not self._started:
-            self._started = True
+        if not self._closed:
             self._abandon(GroupStatus.CANCELLED, exc or asyncio.CancelledError())
             return
         if not run.done.is_set():
-            run.stop(StopReason.CANCELLED, ResultStatus.CANCELLED)
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._wait()
+            run.cancel()
+            try:
+                await run.wait_stopped()
+            except asyncio.CancelledError:
+                if exc_type is not asyncio.CancelledError:
+                    raise
 
     def __repr__(self) -> str:
         g = self.group
         return f"<ParallelExecutionManager {g.name!r} {g.status.value} {g.finished}/{g.total}>"
-
-
-def _find_cycle(items: list[Item]) -> list[int] | None:
-    """A dependency cycle as a list of indices (first repeated at the end), or None."""
-    white, grey, black = 0, 1, 2
-    color = [white] * len(items)
-    for root in range(len(items)):
-        if color[root] != white:
-            continue
-        stack: list[tuple[int, int]] = [(root, 0)]
-        path: list[int] = []
-        color[root] = grey
-        path.append(root)
-        while stack:
-            node, child_pos = stack[-1]
-            dependents = items[node].dependents or []
-            if child_pos < len(dependents):
-                stack[-1] = (node, child_pos + 1)
-                child = dependents[child_pos].index
-                if color[child] == grey:
-                    cycle = [*path[path.index(child) :], child]
-                    return list(reversed(cycle))
-                if color[child] == white:
-                    color[child] = grey
-                    path.append(child)
-                    stack.append((child, 0))
-            else:
-                color[node] = black
-                path.pop()
-                stack.pop()
-    return None

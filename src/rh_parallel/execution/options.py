@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from rh_parallel.execution.breaker import CircuitBreaker
@@ -11,13 +12,20 @@ from rh_parallel.model.enums import ErrorStrategy
 __all__ = ["GroupOptions"]
 
 
-def _check_positive(name: str, value: float | None) -> None:
+def _check_seconds(name: str, value: float | None) -> None:
+    """A timeout is a finite number of seconds > 0, or None for no limit."""
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} takes seconds as a number, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name}={value!r} must be > 0 seconds; pass None for no limit")
+        raise TypeError(f"{name} takes seconds as a number, got {value!r}; None for no limit")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(
+            f"{name}={value!r} must be a finite number of seconds > 0; pass None for no limit"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +54,8 @@ class GroupOptions:
                 choices = ", ".join(f"ErrorStrategy.{s.name}" for s in ErrorStrategy)
                 raise ValueError(f"error_strategy={strategy!r}; use one of {choices}") from None
         self._check_threshold()
-        _check_positive("timeout", self.timeout)
-        _check_positive("event_timeout", self.event_timeout)
+        _check_seconds("timeout", self.timeout)
+        _check_seconds("event_timeout", self.event_timeout)
         if self.retry is not None and not isinstance(self.retry, RetryPolicy):
             raise TypeError(f"retry takes a RetryPolicy(...), got {self.retry!r}")
         if self.circuit_breaker is not None and not isinstance(
@@ -66,6 +74,12 @@ class GroupOptions:
             )
         if threshold is None:
             return
+        if self.error_strategy is ErrorStrategy.FAIL_FAST:
+            raise ValueError(
+                f"error_strategy=FAIL_FAST stops at the first failure, so failure_threshold="
+                f"{threshold!r} would never apply; pass one of them (failure_threshold alone "
+                "means FAIL_THRESHOLD)"
+            )
         if self.error_strategy is not ErrorStrategy.FAIL_THRESHOLD:
             object.__setattr__(self, "error_strategy", ErrorStrategy.FAIL_THRESHOLD)
         if isinstance(threshold, bool) or not isinstance(threshold, int | float):

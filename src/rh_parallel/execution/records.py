@@ -7,19 +7,20 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from rh_parallel.execution.items import Item, WorkKind
 from rh_parallel.model.actors import BaseActor
 from rh_parallel.model.enums import EventType, ExecutionStatus
-from rh_parallel.model.events import EventInvocation, ExecutionEvent
+from rh_parallel.model.events import ExecutionEvent
 from rh_parallel.model.groups import ParallelEventGroup
 from rh_parallel.model.results import ExecutionResult
 from rh_parallel.runtime.bus import EventBus
 from rh_parallel.runtime.scope import current_scope
 
 if TYPE_CHECKING:
-    from rh_parallel.execution.runner import GroupRun
+    from rh_parallel.execution.items import Item
 
 __all__ = ["RecordPublisher", "truncate"]
+
+_STAND_INS_KEPT = 256  # stand-in actors reused by name; the least recently made are dropped
 
 
 async def _no_handler(input_data: Any, extra_context: Any, state: Any) -> None:
@@ -62,25 +63,26 @@ class RecordPublisher:
         if self.bus.has_subscribers:
             self.bus.publish(group.model_copy(update={"errors": list(group.errors)}))
 
+    def _stand_in(self, name: str) -> BaseActor:
+        stand_ins = self._stand_ins
+        actor = stand_ins.get(name)
+        if actor is None:
+            if len(stand_ins) >= _STAND_INS_KEPT:
+                del stand_ins[next(iter(stand_ins))]
+            actor = stand_ins[name] = stand_in_actor(name)
+        return actor
+
     def _record(
-        self, run: GroupRun, item: Item, status: ExecutionStatus, **fields: Any
+        self, group: ParallelEventGroup, item: Item, status: ExecutionStatus, **fields: Any
     ) -> ExecutionEvent:
-        if item.work_kind is WorkKind.INVOCATION:
-            assert isinstance(item.work, EventInvocation)
-            actor = item.work.event.actor
-            tag = item.work.event.tag
-        else:
-            actor = self._stand_ins.get(item.name) or self._stand_ins.setdefault(
-                item.name, stand_in_actor(item.name)
-            )
-            tag = ""
+        actor = item.actor if item.actor is not None else self._stand_in(item.name)
         return ExecutionEvent.model_construct(
             actor=actor,
-            tag=tag,
+            tag=item.tag,
             address=item.address,
             execution_status=status,
             timestamp=time.time(),
-            group_id=run.group.group_id,
+            group_id=group.group_id,
             parallel_index=item.index,
             is_parallel=True,
             item_name=item.name,
@@ -91,17 +93,17 @@ class RecordPublisher:
             **fields,
         )
 
-    def item_started(self, run: GroupRun, item: Item) -> None:
+    def item_started(self, group: ParallelEventGroup, item: Item) -> None:
         if self.bus.has_subscribers:
-            self.bus.publish(self._record(run, item, ExecutionStatus.STARTED))
+            self.bus.publish(self._record(group, item, ExecutionStatus.STARTED))
 
     def item_retrying(
-        self, run: GroupRun, item: Item, result: ExecutionResult, delay: float
+        self, group: ParallelEventGroup, item: Item, result: ExecutionResult, delay: float
     ) -> None:
         if self.bus.has_subscribers:
             self.bus.publish(
                 self._record(
-                    run,
+                    group,
                     item,
                     ExecutionStatus.RETRYING,
                     execution_time=item.execution_time,
@@ -111,12 +113,11 @@ class RecordPublisher:
                 )
             )
 
-    def item_ended(self, run: GroupRun, item: Item, result: ExecutionResult) -> None:
+    def item_ended(self, group: ParallelEventGroup, item: Item, result: ExecutionResult) -> None:
         if self.bus.has_subscribers:
-            self.bus.publish(self.end_record(run, item, result))
-
-    def end_record(self, run: GroupRun, item: Item, result: ExecutionResult) -> ExecutionEvent:
-        return self._record(run, item, result.status.as_execution_status, **self._outcome(result))
+            self.bus.publish(
+                self._record(group, item, result.status.as_execution_status, **self._outcome(result))
+            )
 
     def _outcome(self, result: ExecutionResult) -> dict[str, Any]:
         """The fields a terminal record takes from its result."""

@@ -2,10 +2,98 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+import operator
 import random
+import reprlib
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["RetryPolicy"]
+
+_short = reprlib.Repr()
+_short.maxlong = _short.maxstring = _short.maxother = 40
+
+
+def show(value: Any) -> str:
+    """``repr(value)``, shortened for error messages (``10**400`` is not worth 400 digits)."""
+    return _short.repr(value)
+
+
+def check_count(owner: str, name: str, value: Any, meaning: str) -> int:
+    """``value`` as an int >= 1, or the error that names ``owner(name=...)`` and the fix.
+
+    ``TypeError`` for what is not an integer (``True`` included: a bool is not a count),
+    ``ValueError`` for an integer below 1. Any size is fine.
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"{owner}({name}={show(value)}): {meaning}; pass an int, not a bool")
+    try:
+        count = operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"{owner}({name}={show(value)}): {meaning}; pass an int, not a {type(value).__name__}"
+        ) from None
+    if count < 1:
+        raise ValueError(f"{owner}({name}={show(value)}): {meaning}; pass an int >= 1")
+    return count
+
+
+def check_real(owner: str, name: str, value: Any, expected: str, example: str) -> float:
+    """``value`` as a float, or a ``TypeError`` naming ``owner(name=...)`` and the fix.
+
+    Any real number but a bool (``True`` is not a number of seconds); NaN and infinities are
+    returned for the caller to judge (an int beyond the float range reads as infinite).
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{owner}({name}={show(value)}) is {expected}; pass a float, e.g. {name}={example}"
+        )
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond the float range, e.g. 10**400
+        return math.inf
+
+
+def check_seconds(
+    owner: str, name: str, value: Any, *, positive: bool = False, example: str = "1.0"
+) -> float:
+    """``value`` as a finite float of seconds (``> 0`` when ``positive``, else ``>= 0``).
+
+    ``TypeError`` for what is not a real number, ``ValueError`` for NaN, infinities and values
+    out of range.
+    """
+    bound = "> 0" if positive else ">= 0"
+    seconds = check_real(owner, name, value, f"a number of seconds {bound}", example)
+    if not math.isfinite(seconds) or (seconds <= 0 if positive else seconds < 0):
+        raise ValueError(
+            f"{owner}({name}={show(value)}) must be a finite number of seconds {bound}; "
+            f"pass e.g. {name}={example}"
+        )
+    return seconds
+
+
+def _exception_classes(name: str, value: Any) -> tuple[type[BaseException], ...]:
+    """``retry_on`` / ``exclude`` as a tuple of exception classes, or a TypeError with a fix."""
+    if isinstance(value, type):
+        if issubclass(value, BaseException):
+            return (value,)
+    elif isinstance(value, tuple):
+        if all(isinstance(t, type) and issubclass(t, BaseException) for t in value):
+            return value
+    elif isinstance(value, (list, set, frozenset)) and all(
+        isinstance(t, type) and issubclass(t, BaseException) for t in value
+    ):
+        names = ", ".join(t.__name__ for t in value) + ("," if len(value) == 1 else "")
+        raise TypeError(
+            f"RetryPolicy({name}={show(value)}) takes an exception class or a tuple of them, "
+            f"not a {type(value).__name__}; pass a tuple: {name}=({names})"
+        )
+    raise TypeError(
+        f"RetryPolicy({name}={show(value)}) takes an exception class or a tuple of them; "
+        f"pass a tuple: {name}=(ConnectionError,)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,12 +106,17 @@ class RetryPolicy:
     instance of ``retry_on`` and not of ``exclude``; cancellation is never retried. The worker
     slot is released during the backoff sleep.
 
+    Every delay is a finite number of seconds (``max_delay`` included: a retry always wakes
+    up), ``backoff`` a finite factor >= 1, ``jitter`` a share from 0 to 1, and
+    ``max_attempts`` an int >= 1 of any size. ``retry_on`` and ``exclude`` take an exception
+    class or a tuple of them. Anything else is refused at once with the fix in the message.
+
     Example::
 
         retry = RetryPolicy(max_attempts=4, initial_delay=0.2, retry_on=(ConnectionError,))
         async with state.parallel(max_workers=8, retry=retry) as p:
             for url in urls:
-                p.add(lambda url=url: fetch(url))   # a callable, so each attempt is fresh
+                p.add(fetch, url)   # a function and its arguments: each attempt is fresh
     """
 
     max_attempts: int = 3
@@ -35,25 +128,39 @@ class RetryPolicy:
     exclude: tuple[type[BaseException], ...] = field(default=())
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+        def set_(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        set_(
+            "max_attempts",
+            check_count(
+                "RetryPolicy",
+                "max_attempts",
+                self.max_attempts,
+                "it counts every attempt, the first included; use 1 for no retry",
+            ),
+        )
+        set_(
+            "initial_delay",
+            check_seconds("RetryPolicy", "initial_delay", self.initial_delay, example="0.1"),
+        )
+        set_("max_delay", check_seconds("RetryPolicy", "max_delay", self.max_delay, example="10.0"))
+        backoff = check_real("RetryPolicy", "backoff", self.backoff, "a growth factor", "2.0")
+        if not (math.isfinite(backoff) and backoff >= 1):
             raise ValueError(
-                f"RetryPolicy(max_attempts={self.max_attempts!r}): it counts every attempt, "
-                "the first included; use 1 for no retry"
+                f"RetryPolicy(backoff={show(self.backoff)}) must be a finite number >= 1 "
+                "(1 keeps the delay constant); pass e.g. backoff=2.0"
             )
-        if self.initial_delay < 0 or self.max_delay < 0:
-            raise ValueError("RetryPolicy delays must be >= 0 seconds")
-        if self.backoff < 1:
+        set_("backoff", backoff)
+        jitter = check_real("RetryPolicy", "jitter", self.jitter, "a share from 0 to 1", "0.1")
+        if not 0 <= jitter <= 1:  # False for NaN too
             raise ValueError(
-                f"RetryPolicy(backoff={self.backoff!r}) must be >= 1 (1 keeps the delay constant)"
+                f"RetryPolicy(jitter={show(self.jitter)}) is a share from 0 to 1; "
+                "pass e.g. jitter=0.1"
             )
-        if not 0 <= self.jitter <= 1:
-            raise ValueError(f"RetryPolicy(jitter={self.jitter!r}) is a share from 0 to 1")
-        for name in ("retry_on", "exclude"):
-            value = getattr(self, name)
-            if isinstance(value, type):
-                object.__setattr__(self, name, (value,))
-            elif not all(isinstance(t, type) and issubclass(t, BaseException) for t in value):
-                raise TypeError(f"RetryPolicy({name}=...) takes exception classes, got {value!r}")
+        set_("jitter", jitter)
+        set_("retry_on", _exception_classes("retry_on", self.retry_on))
+        set_("exclude", _exception_classes("exclude", self.exclude))
 
     @property
     def retries(self) -> bool:
@@ -68,10 +175,32 @@ class RetryPolicy:
             return Exception in self.retry_on
         return isinstance(error, self.retry_on) and not isinstance(error, self.exclude)
 
+    def base_delay(self, attempt: int) -> float:
+        """The delay after attempt number ``attempt`` before jitter: never above ``max_delay``,
+        never an overflow, for any ``attempt``."""
+        initial, cap, backoff = self.initial_delay, self.max_delay, self.backoff
+        if initial >= cap:
+            return cap
+        if initial == 0:
+            return 0.0
+        steps = attempt - 1
+        if steps <= 0 or backoff == 1.0:
+            return initial * backoff**steps if steps < 0 else initial
+        # the number of steps after which the delay reaches the cap, compared in log space:
+        # ``backoff ** steps`` itself overflows a float after ~1,000 steps of 2.0
+        if steps >= (math.log(cap) - math.log(initial)) / math.log(backoff):
+            return cap
+        try:
+            grown = initial * backoff**steps
+        except OverflowError:  # below the cap but ``backoff ** steps`` alone is out of range
+            grown = math.exp(math.log(initial) + steps * math.log(backoff))
+        return min(grown, cap)
+
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after the failure of attempt number ``attempt`` (1-based)."""
-        base = min(self.initial_delay * self.backoff ** (attempt - 1), self.max_delay)
+        base = self.base_delay(attempt)
         if self.jitter and base:
             spread = (rng or random).uniform(-self.jitter, self.jitter)
-            base = max(0.0, base * (1 + spread))
+            jittered = max(0.0, base * (1 + spread))
+            return jittered if math.isfinite(jittered) else base
         return base

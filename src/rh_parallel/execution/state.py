@@ -8,10 +8,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, overload
 
 from rh_parallel.execution.breaker import CircuitBreaker
+from rh_parallel.execution.items import close_work
 from rh_parallel.execution.manager import ParallelExecutionManager
 from rh_parallel.execution.options import GroupOptions
 from rh_parallel.execution.records import RecordPublisher
 from rh_parallel.execution.retry import RetryPolicy
+from rh_parallel.execution.slots import GlobalLimiter
 from rh_parallel.model.enums import ErrorStrategy, ResultStatus
 from rh_parallel.model.events import EventInvocation
 from rh_parallel.model.results import ExecutionResult
@@ -61,8 +63,10 @@ class ExecutionState:
             )
         self.event_bus = event_bus if event_bus is not None else EventBus()
         self.global_max_workers = global_max_workers
+        # not an asyncio.Semaphore: that binds to the first loop, and a state serves
+        # successive asyncio.run() calls
         self.global_limiter = (
-            asyncio.Semaphore(global_max_workers) if global_max_workers is not None else None
+            GlobalLimiter(global_max_workers) if global_max_workers is not None else None
         )
         chosen = _default_observers() if observers is None else list(observers)
         for observer in chosen:
@@ -131,8 +135,8 @@ class ExecutionState:
 
     @overload
     async def parallel_execute(
-        self, items: Mapping[str, Any], max_workers: int = ..., **options: Any
-    ) -> dict[str, ExecutionResult]: ...
+        self, items: Mapping[Any, Any], max_workers: int = ..., **options: Any
+    ) -> dict[Any, ExecutionResult]: ...
 
     @overload
     async def parallel_execute(
@@ -140,23 +144,25 @@ class ExecutionState:
     ) -> list[ExecutionResult]: ...
 
     async def parallel_execute(
-        self, items: Iterable[Any] | Mapping[str, Any], max_workers: int = 5, **options: Any
-    ) -> list[ExecutionResult] | dict[str, ExecutionResult]:
-        """Run ``items`` as one group: a list gives a list, a mapping gives a dict by name."""
-        pairs = list(items.items()) if isinstance(items, Mapping) else list(enumerate(items))
+        self, items: Iterable[Any] | Mapping[Any, Any], max_workers: int = 5, **options: Any
+    ) -> list[ExecutionResult] | dict[Any, ExecutionResult]:
+        """Run ``items`` as one group: a list gives a list, a mapping gives a dict with the
+        mapping's own keys (string keys also name the items in spans and printers)."""
+        is_mapping = isinstance(items, Mapping)
+        pairs = list(items.items()) if is_mapping else list(enumerate(items))
         try:
             group = self.parallel(max_workers, **options)
             for key, work in pairs:
-                if isinstance(key, str):
-                    group.add(key, work)
-                else:
-                    group.add(work)
+                named = is_mapping and isinstance(key, str) and key and not key.isdecimal()
+                group.add(work, name=key if named else None)
         except BaseException:
-            _close_all(work for _, work in pairs)
+            for _, work in pairs:
+                close_work(work)
             raise
-        if isinstance(items, Mapping):
-            return await group.gather_dict()
-        return await group.gather()
+        results = await group.gather()
+        if is_mapping:
+            return {key: result for (key, _), result in zip(pairs, results, strict=True)}
+        return results
 
     # -- sequential events ----------------------------------------------------------------
 
@@ -174,7 +180,9 @@ class ExecutionState:
         if observers:
             info = ItemInfo(None, actor.name, address, actor.event_type, actor, None)
             info.attempts = 1
-        scope = Scope(address, parent.depth + 1, parent.group_id, parent.lease, info)
+        scope = Scope(
+            address, parent.depth + 1, parent.group_id, parent.lease, info, parent.children
+        )
         token = current_scope.set(scope)
         try:
             if info is None:
@@ -224,9 +232,3 @@ class ExecutionState:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-
-def _close_all(items: Iterable[Any]) -> None:
-    for work in items:
-        if asyncio.iscoroutine(work):
-            work.close()

@@ -7,7 +7,7 @@ from rh_parallel.runtime.observer import (
     ItemInfo,
     ObserverSet,
 )
-from rh_parallel.runtime.scope import Lease, Scope, current_scope
+from rh_parallel.runtime.scope import Lease, NestedRun, Scope, current_scope
 
 __all__ = [
     "EventBus",
@@ -15,6 +15,7 @@ __all__ = [
     "GroupInfo",
     "ItemInfo",
     "Lease",
+    "NestedRun",
     "ObserverSet",
     "Scope",
     "Subscription",

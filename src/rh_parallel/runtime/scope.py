@@ -14,25 +14,33 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from rh_parallel.runtime.observer import ItemInfo
 
-__all__ = ["Lease", "Scope", "current_scope"]
+__all__ = ["Lease", "NestedRun", "Scope", "current_scope"]
 
 
 class Lease(Protocol):
     """A worker slot held by the code running in a scope (a global-limit slot).
 
-    A group opened inside an item releases its item's lease while it waits for its own items,
-    so nested groups cannot deadlock under a global limit.
+    Code that waits on a nested group lends its item's lease while it waits (the nested items
+    need slots of the same limit), so nested groups cannot deadlock under a global limit.
     """
 
-    def release(self) -> None: ...
+    def lend(self) -> None: ...
 
-    async def reacquire(self) -> None: ...
+    async def end_loan(self) -> None: ...
+
+
+class NestedRun(Protocol):
+    """A group opened by the code of an item: stopped and awaited when that item ends."""
+
+    def cancel(self) -> None: ...
+
+    async def wait_stopped(self) -> None: ...
 
 
 class Scope:
     """One node of the execution tree: an address plus the ordinals of its children."""
 
-    __slots__ = ("_ordinals", "address", "depth", "group_id", "item", "lease")
+    __slots__ = ("_ordinals", "address", "children", "depth", "group_id", "item", "lease")
 
     def __init__(
         self,
@@ -41,12 +49,15 @@ class Scope:
         group_id: str | None = None,
         lease: Lease | None = None,
         item: ItemInfo | None = None,
+        children: list[NestedRun] | None = None,
     ) -> None:
         self.address = address
         self.depth = depth
         self.group_id = group_id
         self.lease = lease
         self.item = item  # the item or event whose code runs in this scope (for observers)
+        # the groups opened by the group item this scope belongs to (None outside group items)
+        self.children = children
         self._ordinals: dict[str, int] | None = None
 
     def child_address(self, kind: str, name: str) -> str:

@@ -1,0 +1,406 @@
+"""The scheduler of one group: it admits items, records their results and ends the group.
+
+It acts on what the deciding modules say: ``slots`` (who may run), ``dependencies`` (what an
+ended item frees or skips), ``stopping`` (when a failure stops the group, what a stop does to
+each item, what the group raises) and ``attempts`` (one item's run).
+
+Work is driven by callbacks, not by a supervising task: the group starts as many item tasks as
+it has free slots, and each item, as it ends, admits the next ready item. So a 100,000-item
+group keeps at most ``max_workers`` tasks alive, and ``gather()`` only waits for an event.
+Results are recorded through one queue drained by one non-reentrant loop (:meth:`_settle`), so
+the consequences of a result (skipped dependents, a stop, admissions) happen in one order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+from rh_parallel.exceptions import DependencyFailedError
+from rh_parallel.execution import dependencies, stopping
+from rh_parallel.execution.attempts import failed, run_attempts
+from rh_parallel.execution.items import Item, WorkKind
+from rh_parallel.execution.slots import GlobalLease, GlobalLimiter, GroupSlots
+from rh_parallel.model.enums import GroupStatus, ResultStatus
+from rh_parallel.model.groups import GroupError, ParallelEventGroup
+from rh_parallel.model.results import ExecutionResult
+from rh_parallel.runtime.observer import GroupInfo, ItemInfo, ObserverSet
+from rh_parallel.runtime.scope import Scope, current_scope
+
+if TYPE_CHECKING:
+    from rh_parallel.execution.options import GroupOptions
+    from rh_parallel.execution.records import RecordPublisher
+
+__all__ = ["GroupRun"]
+
+_perf = time.perf_counter
+
+
+class GroupRun:
+    """Runs the items of one group under its options; see ParallelExecutionManager for the API."""
+
+    def __init__(
+        self,
+        group: ParallelEventGroup,
+        options: GroupOptions,
+        observers: ObserverSet,
+        publisher: RecordPublisher,
+        global_limiter: GlobalLimiter | None,
+        depth: int,
+    ) -> None:
+        self.group = group
+        self.options = options
+        self.observers = observers
+        self.publisher = publisher
+        self.global_limiter = global_limiter
+        self.depth = depth
+        self.slots = GroupSlots(options.max_workers)
+        self.items: list[Item] = []
+        self.results: list[ExecutionResult | None] = []
+        self.completion_order: list[int] = []
+        self.stop: stopping.Stop | None = None
+        self.error: BaseException | None = None  # what gather() raises, final once done
+        self.info: GroupInfo | None = None
+        # None when no observer wants item hooks: the hot path tests identity, not truthiness
+        self.item_observers: ObserverSet | None = observers if observers.observers else None
+        self.done = asyncio.Event()
+        self.progress: asyncio.Event | None = None
+        self._threshold = 0
+        self._ready: deque[Item] = deque()
+        self._ended: deque[tuple[Item, ExecutionResult]] = deque()
+        self._running: dict[asyncio.Task[None], Item] = {}
+        self._first_failure: ExecutionResult | None = None
+        self._unhandled_failure: ExecutionResult | None = None
+        self._abort: BaseException | None = None
+        self._internal_error: BaseException | None = None
+        self._settling = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._context: contextvars.Context | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._loop is not None
+
+    # -- starting -------------------------------------------------------------------------
+
+    def start(self, parent_item: ItemInfo | None) -> None:
+        """Publish the start and admit the first items; never awaits."""
+        group = self.group
+        total = group.total = len(self.items)
+        self.results = [None] * total
+        self._threshold = stopping.threshold_count(self.options.failure_threshold, total)
+        group.status = GroupStatus.RUNNING
+        group.start_time = time.time()
+        self._context = contextvars.copy_context()
+        self._loop = asyncio.get_running_loop()
+        if self.observers:
+            breaker = self.options.circuit_breaker
+            self.info = GroupInfo(
+                group, parent_item, (breaker.name, breaker.state.value) if breaker else None
+            )
+            chosen = self.observers.on_group_start(self.info)
+            self.item_observers = chosen if chosen.observers else None
+        self.publisher.group(group)
+        now = _perf()
+        for item in self.items:
+            item.queued_at = now
+            if item.pending == 0:
+                self._ready.append(item)
+        if self.options.timeout is not None:
+            self._timer = self._loop.call_later(self.options.timeout, self._on_timeout)
+        self._settle()
+
+    # -- admission ------------------------------------------------------------------------
+
+    def _admit(self) -> None:
+        """Start ready items while slots are free; a breaker's rejections end as results."""
+        breaker = self.options.circuit_breaker
+        ready = self._ready
+        slots = self.slots
+        limiter = self.global_limiter
+        loop = self._loop
+        assert self._context is not None
+        while ready and self.stop is None and slots.free > 0:
+            item = ready.popleft()
+            if breaker is not None:
+                permit = breaker.acquire(self.on_breaker_change)
+                if permit is None:
+                    if self.item_observers is not None:
+                        self.item_observers.on_breaker_rejection(breaker.name)
+                    item.close_unrun()
+                    error = breaker.rejection()
+                    self._queue_end(
+                        item, failed(item, self.group.group_id, error, ResultStatus.REJECTED)
+                    )
+                    continue
+                item.permit = permit
+            slots.try_take()
+            item.holds_slot = True
+            if limiter is not None:
+                item.lease = GlobalLease(limiter)
+            # Task() directly: loop.create_task adds a Python frame per item for a task
+            # factory hook that asyncio's default loop never uses.
+            task = asyncio.Task(self._run_item(item), loop=loop, context=self._context.copy())
+            item.task = task
+            self._running[task] = item
+            task.add_done_callback(self._on_task_done)
+
+    def give_back_slot(self, item: Item) -> None:
+        """``item`` no longer holds its group slot (it ended, or backs off before a retry):
+        the slot goes to a retrying item waiting for one, or admits the next ready item."""
+        if item.holds_slot:
+            item.holds_slot = False
+            self.slots.give_back()
+        self._settle()
+
+    def on_breaker_change(self, breaker: str, state: str) -> None:
+        if self.observers:
+            self.observers.on_breaker_state(breaker, state)
+
+    # -- running one item -----------------------------------------------------------------
+
+    async def _run_item(self, item: Item) -> None:
+        """The body of an item's task: its attempts, inside the observers' scope."""
+        observers = self.item_observers
+        scope = Scope(
+            item.address,
+            self.depth + 1,
+            self.group.group_id,
+            item.lease,
+            item if observers is not None else None,
+            [],
+        )
+        item.scope = scope
+        current_scope.set(scope)
+        if observers is None:
+            self._end_in_task(item, await self._outcome(item))
+            return
+        # the end is recorded inside the observers' scope: its records carry the item's span
+        item.group = self.info
+        entered = observers.enter_item(item)
+        try:
+            self._end_in_task(item, await self._outcome(item))
+        finally:
+            observers.exit_item(entered)
+
+    async def _outcome(self, item: Item) -> ExecutionResult:
+        try:
+            return await run_attempts(self, item)
+        except asyncio.CancelledError:
+            return self._stopped_result(item)
+        except BaseException as exc:
+            return self._abnormal_end(item, exc)
+
+    def _end_in_task(self, item: Item, result: ExecutionResult) -> None:
+        # Leave the running set first, so a group whose last item this is ends in this step.
+        if item.task is not None:
+            self._running.pop(item.task, None)
+        self._end(item, result)
+
+    def _abnormal_end(self, item: Item, exc: BaseException) -> ExecutionResult:
+        """An item raised past its attempts: a BaseException that is not an Exception (it
+        stops the group as a cancel does and propagates from gather()), or a bug of ours."""
+        if isinstance(exc, Exception):  # a bug in rh-parallel itself: keep the group sound
+            self._internal_error = self._internal_error or exc
+        elif self._abort is None:
+            self._abort = exc
+        return failed(item, self.group.group_id, exc, ResultStatus.FAILED)
+
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
+        item = self._running.pop(task, None)
+        if item is None:  # the body ran to its end and accounted for itself
+            return
+        if not task.cancelled():
+            task.exception()  # retrieved: _run_item records its own failures
+        if item.result is None and not item.finishing:
+            # Cancelled before its first step: none of its code ran.
+            if item.permit is not None:
+                item.permit.release()
+                item.permit = None
+            item.close_unrun()
+            self._end(item, self._stopped_result(item))
+        else:
+            self._settle()
+
+    def _stopped_result(self, item: Item) -> ExecutionResult:
+        stop = self.stop
+        item.stopped = stop is not None
+        if stop is None:
+            error: BaseException = asyncio.CancelledError(f"item {item.name!r} was cancelled")
+            return failed(item, self.group.group_id, error, ResultStatus.CANCELLED)
+        return failed(item, self.group.group_id, stop.error, stop.status)
+
+    # -- ending ---------------------------------------------------------------------------
+
+    def _end(self, item: Item, result: ExecutionResult) -> None:
+        """An item's work is over: record its result, free its slot, settle the group."""
+        self._queue_end(item, result)
+        self.give_back_slot(item)
+
+    def _queue_end(self, item: Item, result: ExecutionResult) -> None:
+        item.finishing = True
+        self._ended.append((item, result))
+
+    def _settle(self) -> None:
+        """Record ended items, then act on what follows, until nothing more follows.
+
+        Per round: every queued result is recorded (a failure's dependents are skipped at
+        once, so they are counted before any strategy looks), then the error strategy decides
+        once, then free slots admit ready items. Never re-entered: an end reported while
+        settling is queued and taken in the same loop.
+        """
+        if self._settling:
+            return
+        self._settling = True
+        try:
+            while True:
+                while self._ended:
+                    self._record(*self._ended.popleft())
+                if self.stop is None:
+                    decided = self._decide_stop()
+                    if decided is not None:
+                        self._begin_stop(decided)
+                        continue
+                    self._admit()
+                    if self._ended:
+                        continue
+                break
+            self._unhandled_failure = None
+            self._check_done()
+        finally:
+            self._settling = False
+
+    def _record(self, item: Item, result: ExecutionResult) -> None:
+        if item.result is not None:
+            return
+        item.result = result
+        self.results[item.index] = result
+        self.completion_order.append(item.index)
+        group = self.group
+        counters = group.__dict__  # the live counters, without pydantic's setattr per item
+        status = result.status
+        if result.ok:
+            counters["completed"] += 1
+        elif status is ResultStatus.CANCELLED:
+            counters["cancelled"] += 1
+        else:
+            counters["failed"] += 1
+            group.errors.append(
+                GroupError(
+                    index=item.index,
+                    name=item.name,
+                    status=status.value,
+                    error_type=result.error_type,
+                    error_message=result.error_message,
+                )
+            )
+            if self._unhandled_failure is None and not item.stopped:
+                self._unhandled_failure = result
+        observers = self.item_observers
+        if observers is not None:
+            item.group = self.info
+            observers.on_item_end(item, result)
+        self.publisher.item_ended(self.group, item, result)
+        item.task = None
+        item.scope = None
+        if item.work_kind is not WorkKind.INVOCATION:
+            item.work = None  # free the finished work now, not when the group ends
+        if item.dependents:
+            ready, skipped = dependencies.released_by(item, result.ok)
+            now = _perf()
+            for dependent in ready:
+                dependent.queued_at = now
+                self._ready.append(dependent)
+            for dependent in skipped:
+                dependent.close_unrun()
+                error = DependencyFailedError(dependent.name, item.name, status.value)
+                self._queue_end(
+                    dependent, failed(dependent, group.group_id, error, ResultStatus.SKIPPED)
+                )
+        if self.progress is not None:
+            self.progress.set()
+
+    def _decide_stop(self) -> stopping.Stop | None:
+        group_name = self.group.name
+        if self._abort is not None:
+            return stopping.stop_for(stopping.StopReason.ABORTED, group_name, cause=self._abort)
+        failure = self._unhandled_failure
+        if failure is None:
+            return None
+        self._unhandled_failure = None
+        reason = stopping.failure_stop(
+            self.options.error_strategy, self.group.failed, self._threshold
+        )
+        if reason is None:
+            return None
+        self._first_failure = failure
+        return stopping.stop_for(reason, group_name)
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        self.cancel(stopping.StopReason.TIMEOUT)
+
+    def cancel(self, reason: stopping.StopReason = stopping.StopReason.CANCELLED) -> None:
+        """Stop the group from outside (a cancel, the timeout); a no-op once it stops."""
+        if self.stop is not None or self.done.is_set() or not self.started:
+            return
+        cause = stopping.stop_for(reason, self.group.name, timeout=self.options.timeout)
+        self._begin_stop(cause)
+        self._settle()
+
+    def _begin_stop(self, stop: stopping.Stop) -> None:
+        """End what has not started with the stop's status and cancel what runs."""
+        self.stop = stop
+        self._ready.clear()
+        for item in self.items:
+            if item.task is None and not item.finishing:
+                item.close_unrun()
+                item.stopped = True
+                self._queue_end(item, failed(item, self.group.group_id, stop.error, stop.status))
+        for task in self._running:
+            task.cancel()
+
+    def _check_done(self) -> None:
+        if len(self.completion_order) < len(self.items) or self._running or self.done.is_set():
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        group = self.group
+        end = time.time()
+        group.end_time = end
+        group.duration = end - (group.start_time or end)
+        group.status = stopping.group_status(self.stop, group.failed, group.cancelled)
+        self.error = self._internal_error or stopping.outcome_error(
+            group.name,
+            self.stop,
+            [r for r in self.results if r is not None],
+            self._first_failure,
+            group.failed,
+            self._threshold,
+        )
+        if self.info is not None:
+            self.observers.on_group_end(self.info)
+        self.publisher.group(group)
+        self.done.set()
+        if self.progress is not None:
+            self.progress.set()
+
+    # -- waiting (the NestedRun protocol) -------------------------------------------------
+
+    async def wait_stopped(self) -> None:
+        """Wait until the group has ended, whatever cancels the waiter meanwhile; a
+        cancellation received while waiting is re-raised once the group has ended."""
+        interrupted = False
+        while not self.done.is_set():
+            try:
+                await self.done.wait()
+            except asyncio.CancelledError:
+                interrupted = True
+                self.cancel()
+        if interrupted:
+            raise asyncio.CancelledError

@@ -1,0 +1,164 @@
+"""Worker slots: a group's own limit, the state-wide limit, and an item's share of the latter.
+
+Every rule about who may run lives here:
+
+- :class:`GroupSlots` counts a group's free slots. An item that gave its slot back for a retry
+  backoff waits in line for the next free one, ahead of items that have not started.
+- :class:`GlobalLimiter` is the optional state-wide limit. It is not tied to an event loop
+  (a state serves successive ``asyncio.run()`` calls): its waiters are futures of whichever
+  loop is running when they wait.
+- :class:`GlobalLease` is one item's hold on the state-wide limit. The item lends it back
+  while it *waits* on groups it opened (their items need slots of the same limit), counted, so
+  an item that awaits two nested groups at once lends once and takes its slot back only when
+  it stops waiting on both. Whenever the item's own code runs, it holds the slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+__all__ = ["GlobalLease", "GlobalLimiter", "GroupSlots"]
+
+
+def _wake_first(waiters: deque[asyncio.Future[None]]) -> bool:
+    """Hand a freed slot to the first live waiter; ``False`` when nobody was waiting."""
+    while waiters:
+        waiter = waiters.popleft()
+        if not waiter.done() and not waiter.get_loop().is_closed():
+            waiter.set_result(None)
+            return True
+    return False
+
+
+async def _wait_for_handoff(waiters: deque[asyncio.Future[None]]) -> None:
+    """Queue up for a slot; raises ``_HandedOver`` when one arrived just as the wait was
+    cancelled, so the caller gives it back before the cancellation goes on."""
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    waiters.append(waiter)
+    try:
+        await waiter
+    except asyncio.CancelledError:
+        if waiter.done() and not waiter.cancelled():
+            raise _HandedOver from None
+        raise
+
+
+class _HandedOver(Exception):
+    """A slot reached a waiter that was cancelled in the same step: the caller gives it back."""
+
+
+class GroupSlots:
+    """The free slots of one group (``max_workers``)."""
+
+    __slots__ = ("_waiters", "free", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.free = limit
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def try_take(self) -> bool:
+        """Take a slot for an item that has not started, if one is free now."""
+        if self.free > 0:
+            self.free -= 1
+            return True
+        return False
+
+    def give_back(self) -> bool:
+        """Return a slot: to a retrying item waiting for one, else to the pool.
+
+        Returns ``True`` when the slot went back to the pool (the caller may admit new items).
+        """
+        if _wake_first(self._waiters):
+            return False
+        self.free += 1
+        return True
+
+    async def take_back(self) -> None:
+        """Wait for a slot after a backoff; retrying items go before items not started."""
+        if self.free > 0:
+            self.free -= 1
+            return
+        try:
+            await _wait_for_handoff(self._waiters)
+        except _HandedOver:
+            self.give_back()
+            raise asyncio.CancelledError from None
+
+
+class GlobalLimiter:
+    """The state-wide limit: at most ``limit`` items hold a slot at once, over every loop."""
+
+    __slots__ = ("_waiters", "free", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.free = limit
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def held(self) -> int:
+        """Slots held now."""
+        return self.limit - self.free
+
+    async def acquire(self) -> None:
+        if self.free > 0 and not self._waiters:
+            self.free -= 1
+            return
+        try:
+            await _wait_for_handoff(self._waiters)
+        except _HandedOver:
+            self.release()
+            raise asyncio.CancelledError from None
+
+    def release(self) -> None:
+        if not _wake_first(self._waiters):
+            self.free += 1
+
+
+class GlobalLease:
+    """One item's hold on the state-wide limit, lent back while it waits on nested groups."""
+
+    __slots__ = ("_limiter", "closed", "held", "lent")
+
+    def __init__(self, limiter: GlobalLimiter) -> None:
+        self._limiter = limiter
+        self.held = False
+        self.closed = False  # the item ended: a late end of a loan takes nothing back
+        self.lent = 0  # how many waits on nested groups are under way
+
+    async def acquire(self) -> None:
+        """Hold a slot (no-op when held, or when the item has ended)."""
+        if not self.held and not self.closed:
+            await self._limiter.acquire()
+            if self.closed:  # the item ended while a late loan waited for the slot
+                self._limiter.release()
+            else:
+                self.held = True
+
+    def release(self) -> None:
+        """Give the slot back for good (the item ended or backs off)."""
+        if self.held:
+            self.held = False
+            self._limiter.release()
+
+    def close(self) -> None:
+        """The item ended: give the slot back and never take it again."""
+        self.closed = True
+        self.release()
+
+    def lend(self) -> None:
+        """A wait on a nested group begins: the first one lends the slot out."""
+        self.lent += 1
+        if self.lent == 1:
+            self.release()
+
+    async def end_loan(self) -> None:
+        """A wait on a nested group ended: the last one takes the slot back (waiting for it).
+
+        If the wait for the slot is cancelled, the loan still ends: the item is stopping.
+        """
+        self.lent -= 1
+        if self.lent == 0:
+            await self.acquire()
