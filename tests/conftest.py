@@ -1,27 +1,12 @@
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from pydantic import BaseModel
 
-from rh_parallel import EventBus, ExecutionEvent, ExecutionState, Tool
+from rh_parallel import EventBus, ExecutionEvent, ExecutionState
 from rh_parallel.testing import RecordCapture
-
-
-class Numbers(BaseModel):
-    x: int
-
-
-async def double(input_data: Numbers, extra_context: object, state: object) -> int:
-    await asyncio.sleep(0)
-    if input_data.x < 0:
-        raise ValueError(f"negative: {input_data.x}")
-    return input_data.x * 2
-
-
-DOUBLE = Tool(name="double", description="doubles x", input_model=Numbers, handler=double)
+from tests.helpers import DOUBLE
 
 
 @pytest.fixture
@@ -45,8 +30,3 @@ def state(bus: EventBus) -> ExecutionState:
 @pytest.fixture
 def capture(bus: EventBus) -> RecordCapture:
     return RecordCapture(bus)
-
-
-def no_tasks_left() -> bool:
-    """Only the test's own task is alive."""
-    return asyncio.all_tasks() == {asyncio.current_task()}

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.integration.conftest import demo_command
+from tests.cli.helpers import demo_command
 
 REPORT = re.compile(r"documents: (\d+) completed, (\d+) failed, (\d+) total .*; aggregate (\w+)")
 FOOTER = re.compile(r"Document Processing.* (\d+) completed, (\d+) failed")
@@ -77,7 +77,10 @@ def test_bad_arguments_are_refused() -> None:
     done = subprocess.run(
         demo_command("--fail-rate", "2"), capture_output=True, text=True, check=False
     )
-    assert done.returncode == 2 and "--fail-rate takes a share from 0 to 1" in done.stderr
+    assert (
+        done.returncode == 2
+        and "argument --fail-rate: expected a share from 0 to 1, got 2" in done.stderr
+    )
 
 
 def test_cli_help_and_unknown_command() -> None:

@@ -145,3 +145,45 @@ def test_print_summary_totals_per_group() -> None:
 def test_bad_mode_names_the_choices() -> None:
     with pytest.raises(ValueError, match="use one of realtime, progress, collapsed"):
         ParallelEventPrinter("fancy")
+
+
+async def test_printer_state_stays_bounded_over_many_unique_group_names() -> None:
+    out = io.StringIO()
+    printer = ParallelEventPrinter("collapsed", file=out, colour=False, unicode=False)
+    bus = EventBus()
+    bus.subscribe(printer)
+    state = ExecutionState(event_bus=bus, observers=[])
+    async with asyncio.timeout(60):
+        for n in range(2_000):
+            async with state.parallel(name=f"batch-{n}") as p:
+                p.add(asyncio.sleep(0))
+            if n % 100 == 99:
+                await bus.flush()  # no backlog: every record reaches the printer
+        await bus.aclose()
+    assert out.getvalue().count("Parallel Group: batch-") == 2_000
+    # no view outlives its group; the summary keeps a bounded number of names
+    assert len(printer._groups) == 0
+    assert len(printer._totals) == printer.max_summary_groups + 1
+    out.truncate(0)
+    out.seek(0)
+    printer.print_summary()
+    summary = out.getvalue()
+    assert "batch-99: 1 items" in summary and "batch-100:" not in summary
+    assert "(other groups): 1900 runs, 1900 items, 1900 completed" in summary
+    assert "total: 2000 items, 2000 completed, 0 failed" in summary
+
+
+def test_views_of_groups_whose_end_never_arrives_are_bounded() -> None:
+    from rh_parallel import GroupStatus, ParallelEventGroup
+
+    out = io.StringIO()
+    printer = ParallelEventPrinter("realtime", file=out, colour=False, unicode=False)
+    printer.max_running_groups = 50
+    for n in range(2_000):  # start records only, as when a bus drops the end records
+        printer(
+            ParallelEventGroup(
+                group_id=f"g{n}", name=f"batch-{n}", total=1, status=GroupStatus.RUNNING
+            )
+        )
+    assert len(printer._groups) == 50
+    assert list(printer._groups) == [f"g{n}" for n in range(1_950, 2_000)]  # the newest kept

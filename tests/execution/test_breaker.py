@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 
@@ -150,11 +151,60 @@ async def test_retry_breaker_and_fail_fast(state: ExecutionState) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"failure_threshold": 0}, "failure_threshold=0"),
-        ({"recovery_timeout": 0}, "recovery_timeout=0"),
-        ({"half_open_max_calls": 0}, "half_open_max_calls=0"),
+        ({"failure_threshold": 0}, r"failure_threshold=0\).*pass an int >= 1"),
+        ({"half_open_max_calls": 0}, r"half_open_max_calls=0\).*pass an int >= 1"),
+        ({"recovery_timeout": 0}, r"recovery_timeout=0\) must be a finite number of seconds > 0"),
+        ({"recovery_timeout": -5}, r"recovery_timeout=-5\) must be a finite.*=30\.0"),
+        # NaN used to keep the breaker open for good (no time is >= NaN)
+        ({"recovery_timeout": math.nan}, r"recovery_timeout=nan\) must be a finite number"),
+        # so would an infinite one: refused too (``reset()`` closes a breaker by hand)
+        ({"recovery_timeout": math.inf}, r"recovery_timeout=inf\) must be a finite number"),
     ],
 )
-def test_bad_breaker_arguments(kwargs: dict, match: str) -> None:
+def test_bad_breaker_values_are_refused_naming_the_argument_and_the_fix(
+    kwargs: dict, match: str
+) -> None:
     with pytest.raises(ValueError, match=match):
         CircuitBreaker("x", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"failure_threshold": True}, r"failure_threshold=True\).*pass an int, not a bool"),
+        ({"failure_threshold": 2.5}, r"failure_threshold=2\.5\).*pass an int, not a float"),
+        ({"half_open_max_calls": True}, r"half_open_max_calls=True\).*not a bool"),
+        ({"recovery_timeout": "30"}, r"recovery_timeout='30'\) is a number of seconds > 0"),
+        ({"recovery_timeout": None}, r"recovery_timeout=None\) is a number of seconds > 0"),
+        ({"clock": 5.0}, r"clock=5\.0\) must be a function returning seconds"),
+    ],
+)
+def test_wrong_breaker_types_are_type_errors_naming_the_argument_and_the_fix(
+    kwargs: dict, match: str
+) -> None:
+    with pytest.raises(TypeError, match=match):
+        CircuitBreaker("x", **kwargs)
+
+
+@pytest.mark.parametrize("name", [123, None, b"search-api", ("search-api",)])
+def test_a_breaker_name_that_is_not_a_str_is_a_type_error(name: object) -> None:
+    # it labels the breaker's metrics: a non-str name used to break every Prometheus scrape
+    with pytest.raises(TypeError, match=r"a breaker's name is a non-empty str") as info:
+        CircuitBreaker(name)  # type: ignore[arg-type]
+    assert f"CircuitBreaker(name={name!r})" in str(info.value)
+    assert 'CircuitBreaker("search-api")' in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["", "   "])
+def test_an_empty_breaker_name_is_refused(name: str) -> None:
+    with pytest.raises(ValueError, match=r"a breaker's name is a non-empty str"):
+        CircuitBreaker(name)
+
+
+def test_a_fractional_recovery_timeout_is_accepted() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker("api", failure_threshold=1, recovery_timeout=0.25, clock=clock)
+    breaker.acquire().failure()  # type: ignore[union-attr]
+    assert breaker.state is CircuitState.OPEN
+    clock.now = 0.25
+    assert breaker.state is CircuitState.HALF_OPEN

@@ -6,9 +6,15 @@ import asyncio
 
 import pytest
 
-from rh_parallel import EventBus, ExecutionState, GroupStatus, ResultStatus
+from rh_parallel import (
+    EventBus,
+    ExecutionState,
+    FailureThresholdExceeded,
+    GroupStatus,
+    ResultStatus,
+)
 from rh_parallel.testing import RecordCapture
-from tests.conftest import no_tasks_left
+from tests.helpers import no_tasks_left
 
 
 async def test_cancelling_the_awaiting_task_cancels_everything(state: ExecutionState) -> None:
@@ -110,10 +116,8 @@ async def test_leaving_an_ended_group_is_left_alone(state: ExecutionState) -> No
     with pytest.raises(KeyError):
         async with state.parallel(failure_threshold=1) as p:
             p.add(fail())
-            try:
+            with pytest.raises(FailureThresholdExceeded):
                 await p.gather()
-            except Exception as exc:
-                assert type(exc).__name__ == "FailureThresholdExceeded"
             raise KeyError("after")
     assert p.group.status is GroupStatus.FAILED  # unchanged by the exception in the block
 

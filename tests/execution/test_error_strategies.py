@@ -14,7 +14,7 @@ from rh_parallel import (
     GroupStatus,
     ResultStatus,
 )
-from tests.conftest import no_tasks_left
+from tests.helpers import no_tasks_left
 
 
 async def fail(message: str) -> None:

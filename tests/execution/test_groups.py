@@ -183,11 +183,18 @@ async def test_records_for_items_and_groups(
     assert len({r.address for r in items}) == 3  # unique per item
 
 
-async def test_no_record_is_built_without_subscribers(state: ExecutionState) -> None:
+async def test_no_record_is_built_without_subscribers(
+    state: ExecutionState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[object] = []
+    monkeypatch.setattr(ExecutionEvent, "model_construct", lambda **f: built.append(f))
+    monkeypatch.setattr(ParallelEventGroup, "model_copy", lambda *a, **k: built.append(a))
     assert not state.event_bus.has_subscribers
     async with state.parallel() as p:
         p.add(value(1))
-    assert p.group.completed == 1
+        p.add(value(2))
+    assert p.group.completed == 2
+    assert built == []  # neither item nor group records were made for nobody
 
 
 async def test_group_ids_are_deterministic_and_distinct() -> None:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from rh_parallel import ErrorStrategy, ExecutionState, RetryPolicy
+from rh_parallel import ErrorStrategy, ExecutionEvent, ExecutionState, RetryPolicy
 
 
 def work() -> int:
@@ -118,3 +118,94 @@ async def test_unknown_and_cyclic_dependencies(state: ExecutionState) -> None:
     with pytest.raises(ValueError, match="dependency cycle in group 'cycle': 'a' -> "):
         await q.gather()
     assert ran == []  # raised before anything ran
+
+
+# -- refused add() calls close what they were given (issue 9: items 3, 5, 10, 19) -------------
+
+
+@pytest.mark.parametrize("bad", [[True], [1.5], [None], 5.0, object()], ids=repr)
+async def test_a_bad_depends_on_entry_is_refused_at_add_and_closes_the_work(
+    state: ExecutionState, bad: object
+) -> None:
+    p = state.parallel(name="g")
+    p.add("a", asyncio.sleep(0))
+    coro = asyncio.sleep(0)
+    with pytest.raises(TypeError, match="depends_on"):
+        p.add(coro, depends_on=bad)
+    assert coro.cr_frame is None  # closed, so no "never awaited" warning
+    async with asyncio.timeout(5):  # the group is whole and still runs
+        assert [r.ok for r in await p.gather()] == [True]
+
+
+async def test_a_coroutine_is_added_once(state: ExecutionState) -> None:
+    p = state.parallel()
+    coro = asyncio.sleep(0)
+    p.add(coro)
+    with pytest.raises(TypeError, match="already added to a group"):
+        p.add(coro)
+    q = state.parallel()
+    with pytest.raises(TypeError, match="already added to a group"):
+        q.add(coro)
+    await p.gather()
+    with pytest.raises(TypeError, match="already awaited"):
+        state.parallel().add(coro)
+
+
+async def test_an_awaited_invocation_is_refused(
+    state: ExecutionState, double_event: ExecutionEvent
+) -> None:
+    invocation = double_event({"x": 1}, None, state)
+    assert (await invocation).ok
+    with pytest.raises(TypeError, match="already awaited; call the event again"):
+        state.parallel().add(invocation)
+
+
+async def test_a_numeric_name_cannot_take_another_items_key(state: ExecutionState) -> None:
+    p = state.parallel()
+    p.add(asyncio.sleep, 0, "unnamed")
+    with pytest.raises(ValueError, match="item name '0' is the dict key of another item"):
+        p.add("0", asyncio.sleep, 0)
+    p.add("1", asyncio.sleep, 0, "its own index")  # a name equal to its own index is fine
+    assert {k: r.result for k, r in (await p.gather_dict()).items()} == {
+        "0": "unnamed",
+        "1": "its own index",
+    }
+
+
+async def test_parallel_execute_keeps_the_callers_keys(state: ExecutionState) -> None:
+    results = await state.parallel_execute({10: asyncio.sleep(0, "a"), "x": asyncio.sleep(0, "b")})
+    assert {k: r.result for k, r in results.items()} == {10: "a", "x": "b"}
+    numeric = await state.parallel_execute({"7": asyncio.sleep(0, "c"), "3": asyncio.sleep(0)})
+    assert list(numeric) == ["7", "3"]
+
+
+async def test_messages_never_recommend_a_late_binding_lambda(state: ExecutionState) -> None:
+    p = state.parallel(retry=RetryPolicy(max_attempts=2))
+    messages = []
+    for bad in (asyncio.sleep(0), 42):
+        try:
+            p.add(bad)
+        except TypeError as exc:
+            messages.append(str(exc))
+    assert len(messages) == 2
+    assert all("lambda" not in m and "p.add(f" in m for m in messages)
+
+
+class UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no message for you")
+
+
+async def test_an_exception_whose_str_raises_is_still_a_result(
+    state: ExecutionState, double_event: ExecutionEvent
+) -> None:
+    async def bad() -> None:
+        raise UnprintableError
+
+    async with state.parallel() as p:
+        p.add(bad)
+        p.add(asyncio.sleep, 0, "fine")
+    first, second = await p.gather()
+    assert not first.ok and first.error_type == "UnprintableError"
+    assert "str() raised RuntimeError" in (first.error_message or "")
+    assert second.ok

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 
 import pytest
@@ -145,15 +146,101 @@ def test_backoff_is_exponential_capped_and_jittered() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"max_attempts": 0}, "max_attempts=0"),
-        ({"backoff": 0.5}, "backoff=0.5"),
-        ({"jitter": 2}, "jitter=2"),
-        ({"initial_delay": -1}, "delays must be >= 0"),
+        ({"max_attempts": 0}, r"max_attempts=0\).*pass an int >= 1"),
+        ({"backoff": 0.5}, r"backoff=0\.5\) must be a finite number >= 1.*backoff=2\.0"),
+        ({"backoff": math.nan}, r"backoff=nan\) must be a finite number >= 1"),
+        ({"backoff": math.inf}, r"backoff=inf\) must be a finite number >= 1"),
+        ({"jitter": 2}, r"jitter=2\) is a share from 0 to 1.*jitter=0\.1"),
+        ({"jitter": math.nan}, r"jitter=nan\) is a share from 0 to 1"),
+        ({"initial_delay": -1}, r"initial_delay=-1\) must be a finite number of seconds >= 0"),
+        ({"initial_delay": math.nan}, r"initial_delay=nan\) must be a finite number of seconds"),
+        ({"initial_delay": math.inf}, r"initial_delay=inf\) must be a finite number of seconds"),
+        ({"max_delay": -0.5}, r"max_delay=-0\.5\) must be a finite number of seconds >= 0"),
+        ({"max_delay": math.nan}, r"max_delay=nan\) must be a finite number of seconds"),
+        # an infinite cap would let the delay grow until a retry never wakes up
+        ({"max_delay": math.inf}, r"max_delay=inf\) must be a finite.*max_delay=10\.0"),
+        ({"max_delay": 10**400}, r"max_delay=1000.*\) must be a finite number of seconds"),
     ],
 )
-def test_bad_policy_arguments(kwargs: dict, match: str) -> None:
+def test_bad_policy_values_are_refused_naming_the_argument_and_the_fix(
+    kwargs: dict, match: str
+) -> None:
     with pytest.raises(ValueError, match=match):
         RetryPolicy(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"max_attempts": True}, r"max_attempts=True\).*pass an int, not a bool"),
+        ({"max_attempts": 2.0}, r"max_attempts=2\.0\).*pass an int, not a float"),
+        ({"max_attempts": "3"}, r"max_attempts='3'\).*pass an int, not a str"),
+        ({"initial_delay": "0.1"}, r"initial_delay='0\.1'\) is a number of seconds.*float"),
+        ({"initial_delay": None}, r"initial_delay=None\) is a number of seconds"),
+        ({"max_delay": True}, r"max_delay=True\) is a number of seconds"),
+        ({"backoff": "2"}, r"backoff='2'\) is a growth factor; pass a float"),
+        ({"jitter": True}, r"jitter=True\) is a share from 0 to 1; pass a float"),
+    ],
+)
+def test_wrong_types_are_type_errors_naming_the_argument_and_the_fix(
+    kwargs: dict, match: str
+) -> None:
+    with pytest.raises(TypeError, match=match):
+        RetryPolicy(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fix"),
+    [
+        ({"retry_on": [ConnectionError]}, "pass a tuple: retry_on=(ConnectionError,)"),
+        ({"retry_on": {TimeoutError}}, "pass a tuple: retry_on=(TimeoutError,)"),
+        ({"exclude": [KeyError, ValueError]}, "pass a tuple: exclude=(KeyError, ValueError)"),
+        ({"retry_on": []}, "pass a tuple: retry_on=()"),
+        ({"retry_on": "ConnectionError"}, "pass a tuple: retry_on=(ConnectionError,)"),
+        ({"retry_on": int}, "pass a tuple: retry_on=(ConnectionError,)"),
+        ({"retry_on": (ConnectionError, "x")}, "pass a tuple: retry_on=(ConnectionError,)"),
+        ({"exclude": None}, "pass a tuple: exclude=(ConnectionError,)"),
+    ],
+)
+def test_retry_on_or_exclude_not_a_class_or_tuple_is_refused_with_a_tuple_hint(
+    kwargs: dict, fix: str
+) -> None:
+    # a list used to be accepted, and then every failure raised from gather() after the
+    # work had run: refused at once instead, with the tuple to write
+    with pytest.raises(TypeError, match="takes an exception class or a tuple of them") as info:
+        RetryPolicy(**kwargs)
+    assert fix in str(info.value)
+
+
+def test_one_exception_class_or_a_tuple_is_accepted() -> None:
+    one = RetryPolicy(retry_on=ConnectionError, exclude=ConnectionRefusedError)
+    assert one.retry_on == (ConnectionError,) and one.exclude == (ConnectionRefusedError,)
+    assert one.should_retry(ConnectionResetError(), 1)
+    assert not one.should_retry(ConnectionRefusedError(), 1)
+    assert RetryPolicy(retry_on=()).should_retry(ValueError(), 1) is False
+
+
+def test_a_huge_max_attempts_is_a_valid_count() -> None:
+    policy = RetryPolicy(max_attempts=10**400, jitter=0)
+    assert policy.retries and policy.should_retry(ConnectionError(), 10**6)
+    assert policy.delay(10**399) == policy.max_delay
+
+
+def test_backoff_never_overflows_and_stays_at_the_cap() -> None:
+    # ``initial_delay * backoff ** (attempt - 1)`` overflows a float after ~1,000 attempts
+    policy = RetryPolicy(max_attempts=10**9, initial_delay=0.1, backoff=2.0, max_delay=30.0)
+    for attempt in (1_025, 1_100, 10_000, 10**6, 10**30):
+        assert policy.base_delay(attempt) == 30.0
+        assert 27.0 <= policy.delay(attempt) <= 33.0
+    delays = [policy.base_delay(n) for n in range(1, 3_000)]
+    assert delays == sorted(delays) and delays[-1] == 30.0
+    # the widest range a float allows: still grows smoothly, never above the cap
+    wide = RetryPolicy(initial_delay=5e-324, backoff=2.0, max_delay=1e308, jitter=1.0)
+    wide_delays = [wide.base_delay(n) for n in range(1, 2_500, 7)]
+    assert wide_delays == sorted(wide_delays) and wide_delays[-1] == 1e308
+    assert all(math.isfinite(wide.delay(n)) for n in (1_000, 2_100, 10**6))
+    assert RetryPolicy(initial_delay=0.0, jitter=0).delay(10**6) == 0.0
+    assert RetryPolicy(initial_delay=1.0, backoff=1.0, max_delay=5.0).base_delay(10**6) == 1.0
 
 
 async def test_retrying_record_says_why(state: ExecutionState, capture: RecordCapture) -> None:

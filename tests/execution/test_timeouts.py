@@ -16,7 +16,7 @@ from rh_parallel import (
     RhParallelError,
 )
 from rh_parallel.testing import ConcurrencyProbe
-from tests.conftest import no_tasks_left
+from tests.helpers import no_tasks_left
 
 
 async def test_group_timeout_cancels_unfinished_items(state: ExecutionState) -> None:

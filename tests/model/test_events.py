@@ -17,7 +17,7 @@ from rh_parallel import (
     Tool,
 )
 from rh_parallel.testing import RecordCapture
-from tests.conftest import Numbers
+from tests.helpers import Numbers
 
 
 async def test_sequential_event_returns_a_result(

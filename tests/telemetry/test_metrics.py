@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
+import weakref
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from rh_parallel import CircuitBreaker, ExecutionEvent, ExecutionState, RetryPolicy, Tool
+from rh_parallel import CircuitBreaker, ExecutionEvent, ExecutionState, RetryPolicy
 from rh_parallel.telemetry import METRIC_NAMES, MetricsObserver
+from rh_parallel.telemetry.metrics import OTHER
 from rh_parallel.testing import InMemoryTelemetry
-from tests.telemetry.test_tracing import Text, echo
+from tests.helpers import DOUBLE
 
 TYPES = {
     "rh_parallel_events": "counter",
@@ -128,10 +132,10 @@ async def test_live_gauges_while_a_group_runs(telemetry: InMemoryTelemetry) -> N
 
 async def test_kinds_and_sequential_events(telemetry: InMemoryTelemetry) -> None:
     state = telemetry.state()
-    tool = ExecutionEvent(actor=Tool(name="t", input_model=Text, handler=echo))
-    await tool({"text": "x"}, None, state)
+    tool = ExecutionEvent(actor=DOUBLE)
+    await tool({"x": 1}, None, state)
     async with state.parallel(name="k") as p:
-        p.add(tool({"text": "y"}, None, state))
+        p.add(tool({"x": 2}, None, state))
     assert (
         telemetry.sample(
             "rh_parallel_events_total", kind="tool", outcome="completed", group="_none"
@@ -191,6 +195,19 @@ def test_one_observer_per_registry() -> None:
     assert MetricsObserver.for_registry(registry) is MetricsObserver.for_registry(registry)
     with pytest.raises(ValueError, match="max_groups=0"):
         MetricsObserver(None, max_groups=0)
+    with pytest.raises(ValueError, match="max_breakers=0"):
+        MetricsObserver(None, max_breakers=0)
+    with pytest.raises(TypeError, match="max_breakers=True"):
+        MetricsObserver(None, max_breakers=True)
+
+
+def test_the_observer_of_a_discarded_registry_is_not_kept() -> None:
+    registry = CollectorRegistry()
+    MetricsObserver.for_registry(registry)
+    gone = weakref.ref(registry)
+    del registry
+    gc.collect()
+    assert gone() is None
 
 
 async def test_default_state_records_on_the_global_registry() -> None:
@@ -219,3 +236,107 @@ async def test_a_guarded_group_shows_its_breaker_before_it_trips(
         p.add(asyncio.sleep(0))
     assert telemetry.sample("rh_parallel_circuit_state", breaker="quiet-api") == 0
     assert telemetry.sample("rh_parallel_circuit_rejections_total", breaker="quiet-api") == 0
+
+
+def labels_of(registry: CollectorRegistry, family: str, label: str) -> set[str]:
+    return {s.labels[label] for f in registry.collect() if f.name == family for s in f.samples}
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+class Shouty(str):
+    def replace(self, *args: object) -> str:  # type: ignore[override]
+        raise RuntimeError("a str subclass the exposition cannot use")
+
+
+def test_no_label_value_breaks_a_scrape_of_the_registry(caplog: pytest.LogCaptureFixture) -> None:
+    # one bad value used to fail every scrape, the application's own metrics included
+    registry = CollectorRegistry()
+    app_requests = Counter("app_requests", "The application's own metric.", registry=registry)
+    app_requests.inc()
+    metrics = MetricsObserver(registry)
+    with caplog.at_level(logging.WARNING, logger="rh_parallel.metrics"):
+        metrics.on_breaker_state(123, "open")  # type: ignore[arg-type]
+        metrics.on_breaker_rejection(123)  # type: ignore[arg-type]
+        metrics.on_breaker_rejection(Unprintable())  # type: ignore[arg-type]
+        metrics.on_breaker_state(Shouty("loud"), "half_open")
+        metrics.series(b"batch")  # type: ignore[arg-type]
+        metrics.series("bad-\udc80-bytes")  # a lone surrogate cannot be encoded as UTF-8
+        text = generate_latest(registry).decode()
+        openmetrics_latest(registry)
+    assert "app_requests_total 1.0" in text
+    assert registry.get_sample_value("rh_parallel_circuit_state", {"breaker": "123"}) == 1
+    assert (
+        registry.get_sample_value("rh_parallel_circuit_rejections_total", {"breaker": "123"}) == 1
+    )
+    assert registry.get_sample_value("rh_parallel_circuit_state", {"breaker": "loud"}) == 2
+    assert labels_of(registry, "rh_parallel_circuit_rejections", "breaker") == {
+        "123",
+        "_invalid",
+        "loud",
+    }
+    assert labels_of(registry, "rh_parallel_events_in_flight", "group") == {
+        "b'batch'",
+        "bad-\\udc80-bytes",
+    }
+    # logged once per label, not once per value or per scrape
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2
+    assert "a breaker label value is not a plain str (int)" in warnings[0]
+    assert "a group label value is not a plain str (bytes)" in warnings[1]
+
+
+def test_a_scrape_survives_a_broken_series(caplog: pytest.LogCaptureFixture) -> None:
+    registry = CollectorRegistry()
+    Counter("app_requests", "The application's own metric.", registry=registry).inc()
+    metrics = MetricsObserver(registry)
+    metrics.series("fine").in_flight = 2
+    metrics.series("broken").events = None  # type: ignore[assignment]
+    with caplog.at_level(logging.WARNING, logger="rh_parallel.metrics"):
+        text = generate_latest(registry).decode()
+        generate_latest(registry)
+    assert "app_requests_total 1.0" in text
+    assert 'rh_parallel_events_in_flight{group="fine"} 2.0' in text
+    assert 'group="broken"' not in text
+    assert len(caplog.records) == 1
+
+
+async def test_group_and_breaker_labels_stay_bounded_over_many_unique_names() -> None:
+    registry = CollectorRegistry()
+    metrics = MetricsObserver(registry, max_groups=5, max_breakers=4)
+    state = ExecutionState(observers=[metrics])
+    async with asyncio.timeout(60):
+        for n in range(2_000):
+            breaker = CircuitBreaker(f"svc-{n}", failure_threshold=1, recovery_timeout=60)
+            group = state.parallel(name=f"batch-{n}", max_workers=1, circuit_breaker=breaker)
+            async with group as p:
+                p.add(fails())  # trips the breaker
+                p.add(asyncio.sleep(0))  # rejected by it
+            await p.gather()
+            if n == 9:  # every label value of the run exists from here on
+                early_scrape = len(generate_latest(registry))
+    # the internal maps: one entry per label value, never one per name or per group
+    assert len(metrics._series) <= 6 and len(metrics.circuit_state) <= 5
+    assert len(metrics.circuit_rejections) <= 5
+    assert labels_of(registry, "rh_parallel_events", "group") == {
+        *(f"batch-{n}" for n in range(5)),
+        OTHER,
+    }
+    assert labels_of(registry, "rh_parallel_circuit_state", "breaker") == {
+        *(f"svc-{n}" for n in range(4)),
+        OTHER,
+    }
+    sample = registry.get_sample_value
+    assert sample("rh_parallel_circuit_rejections_total", {"breaker": OTHER}) == 1_996
+    assert sample("rh_parallel_circuit_rejections_total", {"breaker": "svc-3"}) == 1
+    assert sample("rh_parallel_circuit_state", {"breaker": OTHER}) == 1  # open
+    assert (
+        sample("rh_parallel_events_total", {"kind": "task", "outcome": "rejected", "group": OTHER})
+        == 1_995
+    )
+    assert sample("rh_parallel_groups_total", {"outcome": "failed"}) == 2_000
+    # the scrape stops growing too (only its numbers get longer)
+    assert len(generate_latest(registry)) < 1.1 * early_scrape

@@ -214,3 +214,26 @@ async def test_no_sdk_means_no_spans_and_a_working_run() -> None:
         p.add(asyncio.sleep(0, result=1))
     assert (await p.gather())[0].result == 1
     assert p.group.trace_id is None
+
+
+class UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no message")
+
+
+async def test_an_exception_whose_str_raises_still_ends_its_span_as_an_error(
+    telemetry: InMemoryTelemetry,
+) -> None:
+    state = telemetry.state()
+
+    async def bad() -> None:
+        raise UnprintableError
+
+    async with state.parallel(name="g") as p:
+        p.add(bad)
+    (result,) = await p.gather()
+    assert not result.ok
+    span = telemetry.span("execute_task bad")
+    assert span.status.status_code is StatusCode.ERROR
+    (event,) = [e for e in span.events if e.name == "exception"]
+    assert str((event.attributes or {})["exception.type"]).endswith("UnprintableError")

@@ -7,13 +7,16 @@ ratio to ``asyncio.gather`` + semaphore. Machines are shared and noisy: read the
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import statistics
+import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
+
+from rh_parallel.cli.options import OneLineParser, positive_int
+from rh_parallel.cli.process import EXIT_OUTPUT, Interrupted, Signals, say
 
 __all__ = ["Contender", "contenders", "main", "measure"]
 
@@ -92,14 +95,37 @@ def _telemetry_contenders() -> list[Contender]:
     return [_rh_parallel(label, factory) for label, factory in telemetry_contenders()]
 
 
-def measure(chosen: Sequence[Contender], n: int, limit: int, rounds: int) -> dict[str, float]:
-    """Median seconds per item for each contender, interleaved round by round."""
+async def _watched(
+    run: Callable[[int, int], Coroutine[Any, Any, None]],
+    n: int,
+    limit: int,
+    signals: Signals | None,
+) -> None:
+    """One round of ``run``, in a task that the first signal cancels (see :class:`Signals`)."""
+    task = asyncio.current_task()
+    if signals is None or task is None:
+        await run(n, limit)
+        return
+    signals.running(asyncio.get_running_loop(), task)
+    try:
+        await run(n, limit)
+    finally:
+        signals.idle()
+
+
+def measure(
+    chosen: Sequence[Contender], n: int, limit: int, rounds: int, signals: Signals | None = None
+) -> dict[str, float]:
+    """Median seconds per item for each contender, interleaved round by round.
+
+    With ``signals``, a first SIGINT/SIGTERM cancels the round that is running (the
+    ``CancelledError`` comes out of here) or interrupts between rounds."""
     samples: dict[str, list[float]] = {name: [] for name, _ in chosen}
     for _ in range(rounds):
         for name, run in chosen:
             gc.collect()
             began = time.perf_counter()
-            asyncio.run(run(n, limit))
+            asyncio.run(_watched(run, n, limit, signals))
             samples[name].append((time.perf_counter() - began) / n)
     return {name: statistics.median(values) for name, values in samples.items()}
 
@@ -125,13 +151,27 @@ def report(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rh-parallel bench", description=__doc__)
-    parser.add_argument("--items", type=int, default=20_000, help="items per run")
-    parser.add_argument("--limit", type=int, default=100, help="concurrency limit")
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds")
+    """Measure and print the table; exit statuses as in :mod:`rh_parallel.cli.process`."""
+    parser = OneLineParser(prog="rh-parallel bench", description=__doc__)
+    parser.add_argument("--items", type=positive_int, default=20_000, help="items per run")
+    parser.add_argument("--limit", type=positive_int, default=100, help="concurrency limit")
+    parser.add_argument("--rounds", type=positive_int, default=7, help="interleaved rounds")
     parser.add_argument("--no-telemetry", action="store_true", help="skip telemetry contenders")
     args = parser.parse_args(argv)
-    per_item = measure(contenders(not args.no_telemetry), args.items, args.limit, args.rounds)
+    if sys.stdout is None:  # minutes of measuring for a table nobody can read
+        say("rh-parallel bench: error: standard output is closed; redirect it (e.g. >file)")
+        return EXIT_OUTPUT
+    signals = Signals()  # Ctrl-C or SIGTERM: stop measuring, exit 130 / 143
+    signals.install()
+    try:
+        chosen = contenders(not args.no_telemetry)
+        per_item = measure(chosen, args.items, args.limit, args.rounds, signals)
+    except (Interrupted, asyncio.CancelledError):
+        if signals.status is None:
+            raise
+        return signals.status
+    finally:
+        signals.uninstall()
     print(f"{args.items} trivial items, limit {args.limit}, median of {args.rounds} rounds")
     print(report(per_item))
     return 0

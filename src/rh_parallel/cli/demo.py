@@ -1,52 +1,69 @@
-"""``rh-parallel demo``: run the simulated workflow and print what happened."""
+"""``rh-parallel demo``: run the simulated workflow and print what happened.
+
+It behaves like a Unix tool (statuses in :mod:`rh_parallel.cli.process`): ``| head -1`` stops
+the run quietly (status 141), a closed stdout or a busy metrics port is one line on stderr,
+and Ctrl-C or SIGTERM cancels the run, flushes telemetry and exits 130 or 143.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
+import socket
 import sys
 import time
 from collections.abc import Sequence
 from typing import TextIO
 
 from rh_parallel import CircuitBreaker, EventBus, ExecutionState, ParallelEventPrinter
+from rh_parallel.cli.options import (
+    EXIT_USAGE,
+    OneLineParser,
+    fraction,
+    nonnegative_seconds,
+    port,
+    positive_int,
+)
+from rh_parallel.cli.process import (
+    EXIT_OK,
+    EXIT_OUTPUT,
+    EXIT_PIPE,
+    Interrupted,
+    Output,
+    Signals,
+    say,
+)
 from rh_parallel.cli.workflow import DemoConfig, DemoReport, run_workflow
 from rh_parallel.console import MODES
-from rh_parallel.telemetry import configure
+from rh_parallel.telemetry import TelemetryHandle, configure, start_metrics_server
 
 __all__ = ["main", "parse_args"]
 
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"--fail-rate takes a share from 0 to 1, got {text}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
-    return value
+PROG = "rh-parallel demo"
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="rh-parallel demo",
+    parser = OneLineParser(
+        prog=PROG,
         description="A simulated agent workflow: an orchestrator fans out document processing, "
         "each document runs LLM calls and a flaky API in a nested group.",
+        epilog="Exit status: 0 done, 1 stdout closed or unwritable, 2 bad arguments or metrics "
+        "port unavailable, 130 Ctrl-C, 143 SIGTERM, 141 the reader of the output went away "
+        "(e.g. | head). A second Ctrl-C exits at once.",
     )
-    parser.add_argument("--docs", type=_positive, default=12, help="documents (default 12)")
-    parser.add_argument("--workers", type=_positive, default=4, help="max_workers (default 4)")
-    parser.add_argument("--fail-rate", type=_fraction, default=0.1, help="share that fails")
+    parser.add_argument("--docs", type=positive_int, default=12, help="documents (default 12)")
+    parser.add_argument("--workers", type=positive_int, default=4, help="max_workers (default 4)")
+    parser.add_argument("--fail-rate", type=fraction, default=0.1, help="share that fails")
     parser.add_argument("--seed", type=int, default=7, help="seed of latencies and failures")
-    parser.add_argument("--latency", type=float, default=0.25, help="mean seconds per call")
+    parser.add_argument(
+        "--latency", type=nonnegative_seconds, default=0.25, help="mean seconds per call"
+    )
     parser.add_argument(
         "--duration",
-        type=float,
+        type=nonnegative_seconds,
         default=0.0,
         help="keep running the workflow for this many seconds (traffic for dashboards)",
     )
@@ -73,9 +90,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     telemetry.add_argument(
         "--metrics-port",
-        type=int,
+        type=port,
         default=None,
-        help="serve Prometheus metrics on this port (e.g. 9464) while the demo runs",
+        help="serve Prometheus metrics on this port (e.g. 9464) while the demo runs; "
+        "0 picks a free port and prints its address on stderr",
     )
     telemetry.add_argument(
         "--metrics-addr",
@@ -85,7 +103,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     telemetry.add_argument(
         "--no-telemetry", action="store_true", help="run with no observers at all"
     )
-    return parser.parse_args(list(argv))
+    args = parser.parse_args(list(argv))
+    if args.no_telemetry and args.metrics_port is not None:
+        parser.error("--metrics-port serves telemetry: it does not go with --no-telemetry")
+    return args
 
 
 def print_report(report: DemoReport, elapsed: float, mode: str, out: TextIO) -> None:
@@ -111,9 +132,10 @@ def print_report(report: DemoReport, elapsed: float, mode: str, out: TextIO) -> 
     )
 
 
-async def run(args: argparse.Namespace) -> int:
+async def run(args: argparse.Namespace, out: TextIO) -> int:
+    """The workflow, once or repeatedly (``--duration``, ``--loop``), printed to ``out``."""
     bus = EventBus()
-    printer = ParallelEventPrinter(args.mode, file=sys.stdout)
+    printer = ParallelEventPrinter(args.mode, file=out)
     bus.subscribe(printer, name="printer")
     state = ExecutionState(event_bus=bus, observers=[] if args.no_telemetry else None)
     breaker = CircuitBreaker("search-api", failure_threshold=5, recovery_timeout=2.0)
@@ -127,34 +149,122 @@ async def run(args: argparse.Namespace) -> int:
             began = time.perf_counter()
             report = await run_workflow(state, config, breaker)
             await bus.flush()
-            print_report(report, time.perf_counter() - began, args.mode, sys.stdout)
+            print_report(report, time.perf_counter() - began, args.mode, out)
             round_number += 1
             if not args.loop and time.monotonic() >= deadline:
                 break
     finally:
-        await state.aclose()
+        try:
+            await state.aclose()
+        finally:
+            await bus.aclose()
     if args.summary:
         printer.print_summary()
-    return 0
+    return EXIT_OK
 
 
-def main(argv: Sequence[str]) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    handle = None
-    if not args.no_telemetry:
+async def supervise(args: argparse.Namespace, out: Output, signals: Signals) -> int:
+    """Run the demo as a task that a signal or a lost stdout cancels; such a stop returns
+    ``EXIT_OK`` here and :func:`main` turns it into the status its cause calls for."""
+    loop = asyncio.get_running_loop()
+    work = loop.create_task(run(args, out.as_text()), name=PROG)
+    signals.running(loop, work)
+    out.on_lost = work.cancel  # written from this loop's tasks: no hand-off needed
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if work.cancelled() and (signals.received is not None or out.failure is not None):
+            return EXIT_OK
+        raise
+    finally:
+        out.on_lost = None
+        signals.finishing()
+
+
+class StartupError(Exception):
+    """Telemetry could not start as asked: one line for the user, status 2."""
+
+
+def _bind_error(port_number: int, addr: str, exc: OSError) -> str:
+    code = exc.errno
+    if code == errno.EADDRINUSE:
+        return f"port {port_number} on {addr} is in use; pass --metrics-port with a free port"
+    if code == errno.EACCES:
+        return (
+            f"no permission to serve port {port_number} on {addr}; "
+            "pass --metrics-port with a port above 1023"
+        )
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, socket.gaierror) or code == errno.EADDRNOTAVAIL:
+        return (
+            f"cannot serve metrics on {addr}: {reason}; "
+            "pass --metrics-addr with an address of this machine"
+        )
+    return f"cannot serve metrics on {addr} port {port_number}: {reason}"
+
+
+def start_telemetry(args: argparse.Namespace) -> TelemetryHandle | None:
+    """Configure the SDK and, when asked, the metrics endpoint; ``StartupError`` if either
+    cannot be set up as asked (a busy port, an unknown address, an invalid OTEL setting)."""
+    if args.no_telemetry:
+        return None
+    server = None
+    if args.metrics_port is not None:
+        # started here rather than by configure(), so a bind error is told apart from the rest
+        try:
+            server = start_metrics_server(args.metrics_port, args.metrics_addr)
+        except OSError as exc:
+            raise StartupError(_bind_error(args.metrics_port, args.metrics_addr, exc)) from None
+        if args.metrics_port == 0:
+            say(f"{PROG}: serving metrics on {server.url}")
+    try:
         handle = configure(
             service_name="rh-parallel-demo",
             endpoint=args.otlp_endpoint,
             protocol=args.otlp_protocol,
-            metrics_port=args.metrics_port,
-            metrics_addr=args.metrics_addr,
             export_timeout=2.0,
         )
+    except ValueError as exc:
+        if server is not None:
+            server.close()
+        raise StartupError(f"telemetry: {exc}") from None
+    handle.metrics_server = server
+    return handle
+
+
+def main(argv: Sequence[str]) -> int:
+    """Parse, start telemetry, run, flush; returns the exit status (see the module's)."""
+    args = parse_args(argv)
+    if sys.stdout is None:
+        say(f"{PROG}: error: standard output is closed; redirect it (e.g. >/dev/null)")
+        return EXIT_OUTPUT
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    out = Output(sys.stdout)
+    signals = Signals()
+    signals.install()
+    handle = None
+    status = EXIT_OK
     try:
-        return asyncio.run(run(args))
-    except KeyboardInterrupt:
-        return 130
+        handle = start_telemetry(args)
+        status = asyncio.run(supervise(args, out, signals))
+    except StartupError as exc:
+        say(f"{PROG}: error: {exc}")
+        return EXIT_USAGE
+    except Interrupted:
+        pass  # a signal during start-up: nothing ran; the status says which signal
     finally:
-        if handle is not None:
-            handle.shutdown(timeout=3.0)
+        signals.finishing()
+        try:
+            if handle is not None:
+                handle.shutdown(timeout=3.0)
+        finally:
+            signals.uninstall()
+    if signals.status is not None:
+        return signals.status
+    if out.pipe_closed:
+        return EXIT_PIPE
+    if out.failure is not None:
+        reason = out.failure.strerror or str(out.failure)
+        say(f"{PROG}: error: cannot write to standard output: {reason}")
+        return EXIT_OUTPUT
+    return status

@@ -23,6 +23,7 @@ from rh_parallel.model.groups import ParallelEventGroup
 __all__ = ["MODES", "EventPrinter", "ParallelEventPrinter"]
 
 MODES = ("realtime", "progress", "collapsed", "smart", "json")
+OTHER_GROUPS = "(other groups)"  # the summary row of the names beyond the cap
 _TERMINAL = {"completed", "failed", "cancelled", "timed_out", "rejected", "skipped", "recovered"}
 
 
@@ -59,7 +60,16 @@ class ParallelEventPrinter:
     toggles the progress lines. Colours appear only on terminals (``NO_COLOR``/``FORCE_COLOR``
     honoured; ``colour=`` forces a choice), symbols fall back to ASCII where the output cannot
     show them.
+
+    A printer can live as long as the process: what it keeps is bounded. A group's view lives
+    from its start record to its end record (at most ``max_running_groups`` at once: past that
+    the oldest view is dropped, as when an end record never arrives, and its items print
+    without their group); the summary keeps totals for at most ``max_summary_groups`` group
+    names, the rest added up under "(other groups)".
     """
+
+    max_running_groups = 10_000
+    max_summary_groups = 100
 
     def __init__(
         self,
@@ -119,10 +129,13 @@ class ParallelEventPrinter:
         starting = group.status is GroupStatus.RUNNING
         depth = group.address.count("/")
         if starting:
-            self._groups[group.group_id] = _GroupView(group.name, group.total, depth)
+            views = self._groups
+            views[group.group_id] = _GroupView(group.name, group.total, depth)
+            while len(views) > self.max_running_groups:  # the oldest first (insertion order)
+                del views[next(iter(views))]
         else:
             self._groups.pop(group.group_id, None)
-            totals = self._totals.setdefault(group.name, _GroupTotals())
+            totals = self._totals_of(group.name)
             totals.runs += 1
             totals.items += group.total
             totals.completed += group.completed
@@ -185,7 +198,7 @@ class ParallelEventPrinter:
     def _account(self, record: ExecutionEvent, status: str, name: str) -> None:
         if record.is_parallel:
             view = self._groups.get(record.group_id or "")
-            totals = self._totals.setdefault(view.name if view else "?", _GroupTotals())
+            totals = self._totals_of(view.name if view else "?")
         else:
             totals = self._sequential
             totals.items += 1
@@ -197,6 +210,15 @@ class ParallelEventPrinter:
             slowest.append((seconds, name))
             slowest.sort(key=lambda pair: -pair[0])
             del slowest[3:]
+
+    def _totals_of(self, name: str) -> _GroupTotals:
+        """The summary totals of group ``name`` (those of "(other groups)" past the cap)."""
+        totals = self._totals.get(name)
+        if totals is None:
+            if len(self._totals) >= self.max_summary_groups:
+                name = OTHER_GROUPS
+            totals = self._totals.setdefault(name, _GroupTotals())
+        return totals
 
     # -- summary --------------------------------------------------------------------------
 

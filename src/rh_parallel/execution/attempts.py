@@ -55,7 +55,9 @@ def _fields(item: Item, group_id: str) -> dict[str, Any]:
     }
 
 
-def failed(item: Item, group_id: str, error: BaseException, status: ResultStatus) -> ExecutionResult:
+def failed(
+    item: Item, group_id: str, error: BaseException, status: ResultStatus
+) -> ExecutionResult:
     """A failed result of ``item`` with ``status``."""
     return ExecutionResult.failure(error, status, **_fields(item, group_id))
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from rh_parallel.execution.slots import GlobalLease
     from rh_parallel.runtime.scope import Scope
 
-__all__ = ["Item", "WorkKind", "adopt", "check_work", "close_work"]
+__all__ = ["Item", "WorkKind", "adopt", "check_work", "claim", "close_refused", "close_work"]
 
 # Coroutines handed to a group: one coroutine object runs once, in one group.
 _claimed: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -115,6 +115,13 @@ def check_work(work: object, args: tuple[Any, ...]) -> WorkKind:
             f"{_FIX}"
         )
     return kind
+
+
+def close_refused(args: tuple[Any, ...]) -> None:
+    """Close what a refused ``add()`` was given, except work another item owns already."""
+    for arg in args:
+        if not (inspect.iscoroutine(arg) and arg in _claimed):
+            close_work(arg)
 
 
 def claim(work: object) -> None:

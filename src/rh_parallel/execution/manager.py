@@ -9,14 +9,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from rh_parallel.execution import dependencies
-from rh_parallel.execution.items import Item, WorkKind, check_work, claim, close_work
+from rh_parallel.execution.items import Item, WorkKind, check_work, claim, close_refused
 from rh_parallel.execution.options import GroupOptions
 from rh_parallel.execution.scheduler import GroupRun
+from rh_parallel.execution.slots import lent
 from rh_parallel.execution.stopping import shown_in_stream
 from rh_parallel.model.enums import GroupStatus, ResultStatus
 from rh_parallel.model.groups import ParallelEventGroup
 from rh_parallel.model.results import ExecutionResult
-from rh_parallel.runtime.scope import Lease, current_scope
+from rh_parallel.runtime.scope import current_scope
 
 if TYPE_CHECKING:
     from rh_parallel.execution.state import ExecutionState
@@ -26,11 +27,6 @@ __all__ = ["ParallelExecutionManager"]
 
 def _group_id(address: str) -> str:
     return "grp-" + hashlib.blake2b(address.encode(), digest_size=8).hexdigest()
-
-
-def _close_all(args: tuple[Any, ...]) -> None:
-    for arg in args:
-        close_work(arg)
 
 
 class ParallelExecutionManager:
@@ -50,7 +46,7 @@ class ParallelExecutionManager:
             raise ValueError(f"name={name!r}: a group's name is a non-empty string")
         name = name or "parallel"
         parent = current_scope.get() or state.root_scope
-        address = parent.child_address("group", name)
+        address = parent.child_address(name)
         self.group = ParallelEventGroup(
             group_id=_group_id(address),
             name=name,
@@ -117,7 +113,7 @@ class ParallelExecutionManager:
                 self._check_name(name, index)
             deps = dependencies.check_references(depends_on)
         except BaseException:
-            _close_all(args)
+            close_refused(args)
             raise
         if kind is WorkKind.COROUTINE:
             claim(work)
@@ -186,22 +182,13 @@ class ParallelExecutionManager:
     async def _wait(self, event: asyncio.Event) -> None:
         """Wait for ``event`` (the end, or progress), lending the caller's global slot
         meanwhile; a cancelled wait stops the group and returns once it has ended."""
-        lease: Lease | None = None
-        scope = current_scope.get()
-        if scope is not None:
-            lease = scope.lease
-        if lease is not None:
-            lease.lend()
-        try:
+        async with lent():
             try:
                 await event.wait()
             except asyncio.CancelledError:
                 self._run.cancel()
                 await self._run.wait_stopped()
                 raise
-        finally:
-            if lease is not None:
-                await lease.end_loan()
 
     def _outcome(self) -> list[ExecutionResult]:
         error = self._run.error

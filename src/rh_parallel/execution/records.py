@@ -116,7 +116,9 @@ class RecordPublisher:
     def item_ended(self, group: ParallelEventGroup, item: Item, result: ExecutionResult) -> None:
         if self.bus.has_subscribers:
             self.bus.publish(
-                self._record(group, item, result.status.as_execution_status, **self._outcome(result))
+                self._record(
+                    group, item, result.status.as_execution_status, **self._outcome(result)
+                )
             )
 
     def _outcome(self, result: ExecutionResult) -> dict[str, Any]:

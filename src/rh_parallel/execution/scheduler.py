@@ -23,7 +23,7 @@ from rh_parallel.exceptions import DependencyFailedError
 from rh_parallel.execution import dependencies, stopping
 from rh_parallel.execution.attempts import failed, run_attempts
 from rh_parallel.execution.items import Item, WorkKind
-from rh_parallel.execution.slots import GlobalLease, GlobalLimiter, GroupSlots
+from rh_parallel.execution.slots import GlobalLease, GlobalLimiter, GroupSlots, lent
 from rh_parallel.model.enums import GroupStatus, ResultStatus
 from rh_parallel.model.groups import GroupError, ParallelEventGroup
 from rh_parallel.model.results import ExecutionResult
@@ -393,14 +393,15 @@ class GroupRun:
     # -- waiting (the NestedRun protocol) -------------------------------------------------
 
     async def wait_stopped(self) -> None:
-        """Wait until the group has ended, whatever cancels the waiter meanwhile; a
-        cancellation received while waiting is re-raised once the group has ended."""
+        """Wait until the group has ended, whatever cancels the waiter meanwhile (lending the
+        waiter's global slot); a cancellation received while waiting is re-raised at the end."""
         interrupted = False
-        while not self.done.is_set():
-            try:
-                await self.done.wait()
-            except asyncio.CancelledError:
-                interrupted = True
-                self.cancel()
+        async with lent():
+            while not self.done.is_set():
+                try:
+                    await self.done.wait()
+                except asyncio.CancelledError:
+                    interrupted = True
+                    self.cancel()
         if interrupted:
             raise asyncio.CancelledError

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from types import TracebackType
 
-__all__ = ["GlobalLease", "GlobalLimiter", "GroupSlots"]
+from rh_parallel.runtime.scope import Lease, current_scope
+
+__all__ = ["GlobalLease", "GlobalLimiter", "GroupSlots", "lent"]
 
 
 def _wake_first(waiters: deque[asyncio.Future[None]]) -> bool:
@@ -162,3 +165,31 @@ class GlobalLease:
         self.lent -= 1
         if self.lent == 0:
             await self.acquire()
+
+
+class lent:  # noqa: N801 - used as ``async with lent():``, like a function
+    """``async with lent():`` lends the running code's global slot while it waits on groups.
+
+    Whoever waits for a group to end must not hold a slot meanwhile: the group's items (or an
+    item being cancelled, taking its own slot back) may need it. Without a lease (no global
+    limit, or code outside any item) it does nothing.
+    """
+
+    __slots__ = ("_lease",)
+
+    def __init__(self) -> None:
+        scope = current_scope.get()
+        self._lease: Lease | None = scope.lease if scope is not None else None
+
+    async def __aenter__(self) -> None:
+        if self._lease is not None:
+            self._lease.lend()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._lease is not None:
+            await self._lease.end_loan()

@@ -148,19 +148,20 @@ class ExecutionState:
     ) -> list[ExecutionResult] | dict[Any, ExecutionResult]:
         """Run ``items`` as one group: a list gives a list, a mapping gives a dict with the
         mapping's own keys (string keys also name the items in spans and printers)."""
-        is_mapping = isinstance(items, Mapping)
-        pairs = list(items.items()) if is_mapping else list(enumerate(items))
+        pairs: list[tuple[Any, Any]] = (
+            list(items.items()) if isinstance(items, Mapping) else list(enumerate(items))
+        )
         try:
             group = self.parallel(max_workers, **options)
             for key, work in pairs:
-                named = is_mapping and isinstance(key, str) and key and not key.isdecimal()
-                group.add(work, name=key if named else None)
+                named = isinstance(items, Mapping) and isinstance(key, str) and not key.isdecimal()
+                group.add(work, name=key if named and key else None)
         except BaseException:
             for _, work in pairs:
                 close_work(work)
             raise
         results = await group.gather()
-        if is_mapping:
+        if isinstance(items, Mapping):
             return {key: result for (key, _), result in zip(pairs, results, strict=True)}
         return results
 
@@ -174,7 +175,7 @@ class ExecutionState:
         event = invocation.event
         actor = event.actor
         parent = current_scope.get() or self.root_scope
-        address = parent.child_address("event", actor.name)
+        address = parent.child_address(actor.name)
         observers = self.observer_set
         info = None
         if observers:

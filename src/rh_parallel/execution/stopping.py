@@ -38,8 +38,13 @@ class Stop:
     cause: BaseException | None = None  # the timeout error, or the aborting BaseException
 
 
-def stop_for(reason: StopReason, group_name: str, *, timeout: float | None = None,
-             cause: BaseException | None = None) -> Stop:
+def stop_for(
+    reason: StopReason,
+    group_name: str,
+    *,
+    timeout: float | None = None,
+    cause: BaseException | None = None,
+) -> Stop:
     """What stopping a group for ``reason`` does to the items that have not finished."""
     if reason is StopReason.TIMEOUT:
         error = GroupTimeoutError(f"group {group_name!r} passed its timeout of {timeout}s")

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rh_parallel.model.enums import ResultStatus
 
-__all__ = ["ExecutionResult"]
+__all__ = ["ExecutionResult", "describe"]
 
 
 class ExecutionResult(BaseModel):
@@ -75,7 +75,7 @@ class ExecutionResult(BaseModel):
         fields["status"] = status
         fields["error"] = error
         fields["error_type"] = type(error).__name__ if error is not None else None
-        fields["error_message"] = str(error) if error is not None else None
+        fields["error_message"] = describe(error) if error is not None else None
         return cls.build(fields)
 
     def unwrap(self) -> Any:
@@ -85,6 +85,15 @@ class ExecutionResult(BaseModel):
         if self.error is not None:
             raise self.error
         raise RuntimeError(f"item {self.name!r} ended {self.status.value}: {self.error_message}")
+
+
+def describe(error: BaseException) -> str:
+    """``str(error)``, or a stand-in when the exception's own ``__str__`` raises (a broken
+    message must not turn a failed result into a crash)."""
+    try:
+        return str(error)
+    except Exception as broken:
+        return f"<{type(error).__name__}: str() raised {type(broken).__name__}>"
 
 
 _DEFAULTS: dict[str, Any] = {

@@ -37,10 +37,23 @@ class NestedRun(Protocol):
     async def wait_stopped(self) -> None: ...
 
 
+KEPT_NAMES = 1024
+
+
 class Scope:
     """One node of the execution tree: an address plus the ordinals of its children."""
 
-    __slots__ = ("_ordinals", "address", "children", "depth", "group_id", "item", "lease")
+    __slots__ = (
+        "_evicted",
+        "_opened",
+        "_ordinals",
+        "address",
+        "children",
+        "depth",
+        "group_id",
+        "item",
+        "lease",
+    )
 
     def __init__(
         self,
@@ -59,15 +72,28 @@ class Scope:
         # the groups opened by the group item this scope belongs to (None outside group items)
         self.children = children
         self._ordinals: dict[str, int] | None = None
+        self._opened = 0  # children opened here so far, of every name
+        self._evicted = False
 
-    def child_address(self, kind: str, name: str) -> str:
-        """A new unique, deterministic child address: ``parent/name``, ``parent/name#1``, ..."""
+    def child_address(self, name: str) -> str:
+        """A new unique, deterministic child address: ``parent/name``, ``parent/name#1``, ...
+
+        At most ``KEPT_NAMES`` names are remembered per scope (a long-lived state must not
+        grow with every distinct name). Once one was forgotten, a name not remembered starts
+        at the scope's count of children so far, which no earlier child of any name reached:
+        addresses stay unique and deterministic.
+        """
         ordinals = self._ordinals
         if ordinals is None:
             ordinals = self._ordinals = {}
-        key = f"{kind}:{name}"
-        ordinal = ordinals.get(key, 0)
-        ordinals[key] = ordinal + 1
+        ordinal = ordinals.pop(name, None)
+        if ordinal is None:
+            ordinal = self._opened if self._evicted else 0
+            if len(ordinals) >= KEPT_NAMES:
+                del ordinals[next(iter(ordinals))]  # the least recently used name
+                self._evicted = True
+        ordinals[name] = ordinal + 1
+        self._opened += 1
         leaf = name if ordinal == 0 else f"{name}#{ordinal}"
         return f"{self.address}/{leaf}" if self.address else leaf
 

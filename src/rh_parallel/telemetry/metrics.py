@@ -1,7 +1,11 @@
 """The metrics observer: Prometheus metrics for throughput, concurrency and failures.
 
 Names, types and labels are a contract (dashboards and users' queries depend on them). The
-``group`` label is the group's name, capped in distinct values (the rest fold into ``_other``).
+``group`` label is the group's name and the ``breaker`` label the circuit breaker's, each
+capped in distinct values (the rest fold into ``_other``), so the observer's memory and a
+scrape's size stay bounded however many names a long-lived process sees. Nothing is kept per
+group id or per item. Every label value is a str that can be exposed: anything else is turned
+into one (and logged once), because one bad value must not break every scrape of the registry.
 
 Speed: the observer is a Prometheus *collector*. Hooks update plain counters and bucket arrays
 (resolved once per group label), and ``collect()`` turns them into metric families when the
@@ -11,8 +15,10 @@ a locked metric update per sample, and scrapes always read current values.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+import weakref
 from bisect import bisect_left
 from collections.abc import Iterator
 
@@ -32,9 +38,13 @@ from rh_parallel.model.enums import GroupStatus, ResultStatus
 from rh_parallel.model.results import ExecutionResult
 from rh_parallel.runtime.observer import ExecutionObserver, GroupInfo, ItemInfo
 
-__all__ = ["METRIC_NAMES", "NO_GROUP", "OTHER_GROUP", "MetricsObserver"]
+__all__ = ["METRIC_NAMES", "NO_GROUP", "OTHER", "OTHER_GROUP", "MetricsObserver"]
 
-OTHER_GROUP = "_other"
+logger = logging.getLogger("rh_parallel.metrics")
+
+OTHER = "_other"  # the label value names fold into beyond their cap
+OTHER_GROUP = OTHER
+INVALID_LABEL = "_invalid"  # a value that could not be turned into a str at all
 NO_GROUP = "_none"
 METRIC_NAMES = (
     "rh_parallel_events_total",
@@ -56,8 +66,36 @@ _GROUP_OUTCOMES = tuple(
     s.value for s in (GroupStatus.COMPLETED, GroupStatus.FAILED, GroupStatus.CANCELLED)
 )
 
-_instances: dict[int, MetricsObserver] = {}
+# weak: a registry (and its observer, which it holds) can go away with nothing kept here
+_instances: weakref.WeakValueDictionary[int, MetricsObserver] = weakref.WeakValueDictionary()
 _instances_lock = threading.Lock()
+
+
+def _exposable(value: object) -> str | None:
+    """``value`` as is when it is a plain str the exposition can encode, else ``None``."""
+    if type(value) is str and (value.isascii() or _encodes(value)):
+        return value
+    return None
+
+
+def _encodes(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, e.g. from os.fsdecode of bad bytes
+        return False
+    return True
+
+
+def _coerce_label(value: object) -> str:
+    """A str for any ``value``: str subclasses flattened, undecodable characters escaped,
+    other objects through ``str()`` (``_invalid`` when even that raises)."""
+    try:
+        text = str.__str__(value) if isinstance(value, str) else str(value)
+        if type(text) is not str:
+            text = str.__str__(text)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    except Exception:
+        return INVALID_LABEL
 
 
 class _Histogram:
@@ -140,52 +178,99 @@ class MetricsObserver(ExecutionObserver, Collector):
 
     Use :meth:`for_registry` (the default state wiring does): a registry accepts each metric
     name once, so there is one observer per registry. ``max_groups`` caps the distinct values
-    of the ``group`` label; further names are counted under ``_other``.
+    of the ``group`` label and ``max_breakers`` those of the ``breaker`` label; further names
+    are counted under ``_other`` (whose ``rh_parallel_circuit_state`` is the state last
+    reported by any breaker folded there).
     """
 
     def __init__(
-        self, registry: CollectorRegistry | None = REGISTRY, max_groups: int = 100
+        self,
+        registry: CollectorRegistry | None = REGISTRY,
+        max_groups: int = 100,
+        max_breakers: int = 100,
     ) -> None:
-        if max_groups < 1:
-            raise ValueError(f"max_groups={max_groups} must be >= 1")
+        for name, cap in (("max_groups", max_groups), ("max_breakers", max_breakers)):
+            if isinstance(cap, bool) or not isinstance(cap, int):
+                raise TypeError(f"MetricsObserver({name}={cap!r}): pass an int >= 1")
+            if cap < 1:
+                raise ValueError(f"MetricsObserver({name}={cap}) must be >= 1")
         self.registry = registry
         self.max_groups = max_groups
+        self.max_breakers = max_breakers
         self._series: dict[str, _Series] = {}
         self._lock = threading.Lock()
         self.groups_total = dict.fromkeys(_GROUP_OUTCOMES, 0)
         self.groups_active = 0
         self.circuit_state: dict[str, int] = {}
         self.circuit_rejections: dict[str, int] = {}
+        self._logged: set[str] = set()
         if registry is not None:
             registry.register(self)
 
     @classmethod
     def for_registry(
-        cls, registry: CollectorRegistry = REGISTRY, max_groups: int = 100
+        cls, registry: CollectorRegistry = REGISTRY, max_groups: int = 100, max_breakers: int = 100
     ) -> MetricsObserver:
         """The one observer of ``registry`` (made and registered on first use)."""
         with _instances_lock:
             observer = _instances.get(id(registry))
             if observer is None or observer.registry is not registry:
-                observer = _instances[id(registry)] = cls(registry, max_groups)
+                observer = _instances[id(registry)] = cls(registry, max_groups, max_breakers)
             return observer
+
+    def _log_once(self, key: str, message: str, *args: object, exc_info: bool = False) -> None:
+        """Log ``message`` the first time ``key`` comes up; after that, only at debug level."""
+        if key in self._logged:
+            logger.debug(message, *args, exc_info=exc_info)
+        else:
+            self._logged.add(key)
+            logger.warning(message, *args, exc_info=exc_info)
+
+    def _label(self, value: object, label: str) -> str:
+        """``value`` as a label value that every scrape can expose."""
+        found = _exposable(value)
+        if found is not None:
+            return found
+        coerced = _coerce_label(value)
+        self._log_once(
+            f"label:{label}",
+            "rh_parallel metrics: a %s label value is not a plain str (%s); exposed as %r",
+            label,
+            type(value).__name__,
+            coerced,
+        )
+        return coerced
 
     # -- labels ---------------------------------------------------------------------------
 
     def series(self, group_name: str | None) -> _Series:
         """The samples of ``group_name`` (``_none`` for events outside groups; ``_other``
         once ``max_groups`` names have been seen)."""
-        label = NO_GROUP if group_name is None else group_name
+        label = NO_GROUP if group_name is None else self._label(group_name, "group")
         found = self._series.get(label)
         if found is not None:
             return found
         with self._lock:
             if len(self._series) >= self.max_groups and label != NO_GROUP:
-                label = OTHER_GROUP
+                label = OTHER
             found = self._series.get(label)
             if found is None:
                 found = self._series[label] = _Series(label)
         return found
+
+    def breaker_label(self, breaker: object, state: CircuitState = CircuitState.CLOSED) -> str:
+        """The ``breaker`` label of ``breaker`` (``_other`` once ``max_breakers`` names have
+        been seen); a label seen for the first time starts with ``state`` and no rejection."""
+        label = self._label(breaker, "breaker")
+        if label in self.circuit_state:
+            return label
+        with self._lock:
+            if label not in self.circuit_state and len(self.circuit_state) >= self.max_breakers:
+                label = OTHER
+            if label not in self.circuit_state:
+                self.circuit_rejections[label] = 0
+                self.circuit_state[label] = state.gauge_value
+        return label
 
     def _item_series(self, item: ItemInfo) -> _Series:
         group = item.group
@@ -204,8 +289,7 @@ class MetricsObserver(ExecutionObserver, Collector):
         series.workers_limit += group.group.max_workers
         if group.breaker is not None:  # a guarded group shows its breaker before it trips
             name, state = group.breaker
-            self.circuit_state.setdefault(name, CircuitState(state).gauge_value)
-            self.circuit_rejections.setdefault(name, 0)
+            self.breaker_label(name, CircuitState(state))
         return None
 
     def on_group_end(self, group: GroupInfo) -> None:
@@ -241,12 +325,13 @@ class MetricsObserver(ExecutionObserver, Collector):
             entry.durations.observe(result.execution_time, trace_id)
 
     def on_breaker_state(self, breaker: str, state: str) -> None:
-        self.circuit_state[breaker] = CircuitState(state).gauge_value
-        self.circuit_rejections.setdefault(breaker, 0)
+        now = CircuitState(state)
+        self.circuit_state[self.breaker_label(breaker, now)] = now.gauge_value
 
     def on_breaker_rejection(self, breaker: str) -> None:
-        self.circuit_state.setdefault(breaker, CircuitState.OPEN.gauge_value)
-        self.circuit_rejections[breaker] = self.circuit_rejections.get(breaker, 0) + 1
+        # first seen by its rejection: only an open breaker rejects
+        label = self.breaker_label(breaker, CircuitState.OPEN)
+        self.circuit_rejections[label] += 1
 
     # -- collector ------------------------------------------------------------------------
 
@@ -254,6 +339,15 @@ class MetricsObserver(ExecutionObserver, Collector):
         return iter(())  # the families below are built at each scrape
 
     def collect(self) -> Iterator[Metric]:
+        """The metric families now. Never raises: a scrape reads every collector of the
+        registry, the application's own included, and must not fail because of this one."""
+        try:
+            return iter(self._families())
+        except Exception:
+            self._log_once("collect", "rh_parallel metrics: collect failed", exc_info=True)
+            return iter(())
+
+    def _families(self) -> list[Metric]:
         all_series = list(self._series.values())
         events = CounterMetricFamily(
             "rh_parallel_events",
@@ -285,23 +379,28 @@ class MetricsObserver(ExecutionObserver, Collector):
             "rh_parallel_retries", "Retried attempts.", labels=("kind", "group")
         )
         for series in all_series:
-            label = series.label
-            for (kind, outcome), entry in list(series.events.items()):
-                events.add_metric((kind, outcome, label), entry.count)
-                durations.add_metric(
-                    (kind, outcome, label), entry.durations.buckets(), entry.durations.total
+            try:
+                label = self._label(series.label, "group")
+                for (kind, outcome), entry in list(series.events.items()):
+                    events.add_metric((kind, outcome, label), entry.count)
+                    durations.add_metric(
+                        (kind, outcome, label), entry.durations.buckets(), entry.durations.total
+                    )
+                for kind, count in list(series.retries.items()):
+                    retries.add_metric((kind, label), count)
+                if label != NO_GROUP:
+                    queue_wait.add_metric(
+                        (label,), series.queue_wait.buckets(), series.queue_wait.total
+                    )
+                    limits.add_metric((label,), series.workers_limit)
+                    group_duration.add_metric(
+                        (label,), series.group_duration.buckets(), series.group_duration.total
+                    )
+                in_flight.add_metric((label,), series.in_flight)
+            except Exception:  # skip this label's samples, keep the rest of the scrape
+                self._log_once(
+                    "series", "rh_parallel metrics: a group series failed", exc_info=True
                 )
-            for kind, count in list(series.retries.items()):
-                retries.add_metric((kind, label), count)
-            if label != NO_GROUP:
-                queue_wait.add_metric(
-                    (label,), series.queue_wait.buckets(), series.queue_wait.total
-                )
-                limits.add_metric((label,), series.workers_limit)
-                group_duration.add_metric(
-                    (label,), series.group_duration.buckets(), series.group_duration.total
-                )
-            in_flight.add_metric((label,), series.in_flight)
         groups = CounterMetricFamily(
             "rh_parallel_groups", "Groups that ended, by outcome.", labels=("outcome",)
         )
@@ -315,15 +414,15 @@ class MetricsObserver(ExecutionObserver, Collector):
             labels=("breaker",),
         )
         for breaker, value in list(self.circuit_state.items()):
-            state.add_metric((breaker,), value)
+            state.add_metric((self._label(breaker, "breaker"),), value)
         rejections = CounterMetricFamily(
             "rh_parallel_circuit_rejections",
             "Calls rejected by an open breaker.",
             labels=("breaker",),
         )
         for breaker, count in list(self.circuit_rejections.items()):
-            rejections.add_metric((breaker,), count)
-        yield from (
+            rejections.add_metric((self._label(breaker, "breaker"),), count)
+        return [
             events,
             durations,
             queue_wait,
@@ -335,7 +434,7 @@ class MetricsObserver(ExecutionObserver, Collector):
             retries,
             state,
             rejections,
-        )
+        ]
 
 
 def _sampled_trace_id() -> str | None:

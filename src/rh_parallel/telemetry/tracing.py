@@ -178,10 +178,27 @@ class TracingObserver(ExecutionObserver):
             kind = error_type(result)
             span.set_attribute("error.type", kind)
             if result.status is ResultStatus.FAILED and result.error is not None:
-                span.record_exception(result.error)
+                _record_exception(span, result)
             span.set_status(Status(StatusCode.ERROR, result.error_message or kind))
         if standalone:
             span.end()
+
+
+def _record_exception(span: Span, result: ExecutionResult) -> None:
+    """The exception event; an exception whose ``__str__`` raises gets the result's stand-in
+    message instead of failing the hook (and losing the span's status)."""
+    error = result.error
+    assert error is not None
+    try:
+        span.record_exception(error)
+    except Exception:
+        span.add_event(
+            "exception",
+            {
+                "exception.type": f"{type(error).__module__}.{type(error).__qualname__}",
+                "exception.message": result.error_message or "",
+            },
+        )
 
 
 def _group_error(model: Any) -> str:
