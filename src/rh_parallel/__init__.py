@@ -11,7 +11,8 @@ Quick start::
     results = await p.gather()
 """
 
-from rh_parallel.console import EventPrinter, ParallelEventPrinter
+import typing as _typing
+
 from rh_parallel.exceptions import (
     CircuitOpenError,
     DependencyFailedError,
@@ -46,6 +47,28 @@ from rh_parallel.telemetry import default_observers
 
 set_default_observers(default_observers)
 del set_default_observers, default_observers
+
+if _typing.TYPE_CHECKING:
+    from rh_parallel.console import EventPrinter, ParallelEventPrinter
+
+_LAZY = {"EventPrinter": "rh_parallel.console", "ParallelEventPrinter": "rh_parallel.console"}
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+def __getattr__(name: str) -> object:
+    """The printers load on first use: structlog (and rich, when installed) cost more to
+    import than the whole engine, and many programs never print."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rh_parallel' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 __version__ = "0.1.0"
 

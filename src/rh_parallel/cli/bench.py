@@ -61,6 +61,41 @@ def _aiometer() -> Contender | None:
     return ("aiometer.run_all", run)
 
 
+async def taskgroup_per_group(n: int, limit: int) -> None:
+    """``n`` one-item TaskGroups, one after another (the cost of a group itself)."""
+    semaphore = asyncio.Semaphore(limit)
+
+    async def bounded() -> int:
+        async with semaphore:
+            return await _trivial()
+
+    for _ in range(n):
+        async with asyncio.TaskGroup() as group:
+            group.create_task(bounded())
+
+
+def _rh_parallel_groups(label: str, make_state: Callable[[], Any]) -> Contender:
+    async def run(n: int, limit: int) -> None:
+        state = make_state()
+        for _ in range(n):
+            async with state.parallel(max_workers=limit, name="bench") as group:
+                group.add(_trivial())
+        await state.aclose()
+
+    return (label, run)
+
+
+def group_contenders() -> list[Contender]:
+    """One-item groups: TaskGroup beside rh-parallel with no observers and with defaults."""
+    from rh_parallel import ExecutionState
+
+    return [
+        ("TaskGroup+semaphore", taskgroup_per_group),
+        _rh_parallel_groups("rh-parallel (no observers)", lambda: ExecutionState(observers=[])),
+        _rh_parallel_groups("rh-parallel (default telemetry)", ExecutionState),
+    ]
+
+
 def _rh_parallel(label: str, make_state: Callable[[], Any]) -> Contender:
     async def run(n: int, limit: int) -> None:
         state = make_state()
@@ -132,20 +167,22 @@ def measure(
 
 def report(
     per_item: dict[str, float],
-    baseline: str = "asyncio.gather+semaphore",
+    baseline: str = "TaskGroup+semaphore",
     engine: str = "rh-parallel (no observers)",
+    unit: str = "us/item",
 ) -> str:
-    """A table: per-item time, its ratio to ``baseline`` and, for the telemetry rows, to the
-    engine without observers (the cost of telemetry itself)."""
+    """A table: time per unit, its ratio to ``baseline`` (TaskGroup + semaphore, the target's
+    reference) and, for the rh-parallel rows, to the engine without observers (the cost of
+    telemetry itself)."""
     base = per_item[baseline]
     bare = per_item.get(engine)
-    lines = [f"{'contender':<44} {'us/item':>9} {'vs gather':>10} {'vs engine':>10}"]
+    lines = [f"{'contender':<44} {unit:>9} {'vs TaskGroup':>12} {'vs engine':>10}"]
     for name, seconds in per_item.items():
         versus_engine = (
             f"{seconds / bare:>9.2f}x" if bare and name.startswith("rh-parallel (") else ""
         )
         lines.append(
-            f"{name:<44} {seconds * 1e6:>9.2f} {seconds / base:>9.2f}x {versus_engine:>10}"
+            f"{name:<44} {seconds * 1e6:>9.2f} {seconds / base:>11.2f}x {versus_engine:>10}"
         )
     return "\n".join(lines)
 
@@ -157,6 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=positive_int, default=100, help="concurrency limit")
     parser.add_argument("--rounds", type=positive_int, default=7, help="interleaved rounds")
     parser.add_argument("--no-telemetry", action="store_true", help="skip telemetry contenders")
+    parser.add_argument(
+        "--groups", type=positive_int, default=2_000, help="one-item groups per run"
+    )
     args = parser.parse_args(argv)
     if sys.stdout is None:  # minutes of measuring for a table nobody can read
         say("rh-parallel bench: error: standard output is closed; redirect it (e.g. >file)")
@@ -166,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         chosen = contenders(not args.no_telemetry)
         per_item = measure(chosen, args.items, args.limit, args.rounds, signals)
+        per_group = measure(group_contenders(), args.groups, 1, args.rounds, signals)
     except (Interrupted, asyncio.CancelledError):
         if signals.status is None:
             raise
@@ -174,4 +215,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         signals.uninstall()
     print(f"{args.items} trivial items, limit {args.limit}, median of {args.rounds} rounds")
     print(report(per_item))
+    print(f"\n{args.groups} one-item groups, one after another, median of {args.rounds} rounds")
+    print(report(per_group, unit="us/group"))
     return 0

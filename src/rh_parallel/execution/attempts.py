@@ -55,6 +55,28 @@ def _fields(item: Item, group_id: str) -> dict[str, Any]:
     }
 
 
+def _completed(item: Item, group_id: str, value: Any) -> ExecutionResult:
+    """The result of an attempt that returned ``value`` (a returned result is adopted)."""
+    if isinstance(value, ExecutionResult):
+        return adopt(value, _fields(item, group_id))
+    return ExecutionResult.from_complete(
+        {
+            "ok": True,
+            "result": value,
+            "status": ResultStatus.COMPLETED,
+            "error": None,
+            "error_type": None,
+            "error_message": None,
+            "index": item.index,
+            "name": item.name,
+            "group_id": group_id,
+            "attempts": item.attempts,
+            "execution_time": item.execution_time,
+            "queue_time": item.queue_time,
+        }
+    )
+
+
 def failed(
     item: Item, group_id: str, error: BaseException, status: ResultStatus
 ) -> ExecutionResult:
@@ -72,10 +94,8 @@ def _ended_attempt(item: Item) -> None:
 async def _close_children(item: Item) -> None:
     """Stop and await what remains of the groups this item's code opened."""
     scope = item.scope
-    children = scope.children if scope is not None else None
-    if not children:
-        return
-    assert scope is not None
+    assert scope is not None and scope.children
+    children = scope.children
     scope.children = []
     for child in children:
         child.cancel()
@@ -119,7 +139,8 @@ async def run_attempts(host: AttemptHost, item: Item) -> ExecutionResult:
                             value = await item.make_attempt(attempt)
                 finally:
                     _ended_attempt(item)
-                    await _close_children(item)
+                    if item.scope is not None and item.scope.children:
+                        await _close_children(item)
             except TimeoutError as timeout_error:
                 if event_timeout is not None and deadline.expired():
                     expired = TimeoutError(
@@ -131,7 +152,7 @@ async def run_attempts(host: AttemptHost, item: Item) -> ExecutionResult:
             except Exception as exc:
                 result = failed(item, group_id, exc, ResultStatus.FAILED)
             else:
-                result = adopt(value, _fields(item, group_id))
+                result = _completed(item, group_id, value)
             permit = item.permit
             if permit is not None:
                 item.permit = None

@@ -6,9 +6,9 @@ import asyncio
 import contextvars
 import functools
 import inspect
-import weakref
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from rh_parallel.model.actors import BaseActor
@@ -22,11 +22,7 @@ if TYPE_CHECKING:
     from rh_parallel.execution.slots import GlobalLease
     from rh_parallel.runtime.scope import Scope
 
-__all__ = ["Item", "WorkKind", "adopt", "check_work", "claim", "close_refused", "close_work"]
-
-# Coroutines handed to a group: one coroutine object runs once, in one group.
-_claimed: weakref.WeakSet[Any] = weakref.WeakSet()
-
+__all__ = ["Item", "WorkKind", "adopt", "check_work", "close_work"]
 
 class WorkKind(IntEnum):
     COROUTINE = 0  # awaited once
@@ -86,18 +82,15 @@ def check_work(work: object, args: tuple[Any, ...]) -> WorkKind:
                 "event again to add another run of it"
             )
         kind = WorkKind.INVOCATION
-    elif inspect.iscoroutine(work):
-        if inspect.getcoroutinestate(work) != inspect.CORO_CREATED:
+    elif type(work) is CoroutineType:
+        if work.cr_frame is None or work.cr_running or work.cr_suspended:
             raise TypeError(
                 f"coroutine {work.__qualname__} was already awaited (or is running); a "
                 f"coroutine runs once: {_FIX}"
             )
-        if work in _claimed:
-            raise TypeError(
-                f"coroutine {work.__qualname__} was already added to a group; a coroutine runs "
-                f"once: {_FIX}"
-            )
         kind = WorkKind.COROUTINE
+    elif inspect.iscoroutine(work):
+        kind = WorkKind.AWAITABLE  # a coroutine-like object of another kind: awaited once
     elif inspect.isawaitable(work):
         kind = WorkKind.AWAITABLE
     elif callable(work):
@@ -117,25 +110,13 @@ def check_work(work: object, args: tuple[Any, ...]) -> WorkKind:
     return kind
 
 
-def close_refused(args: tuple[Any, ...]) -> None:
-    """Close what a refused ``add()`` was given, except work another item owns already."""
-    for arg in args:
-        if not (inspect.iscoroutine(arg) and arg in _claimed):
-            close_work(arg)
-
-
-def claim(work: object) -> None:
-    """Remember that this coroutine object belongs to a group now."""
-    _claimed.add(work)
-
-
 def work_name(work: object, kind: WorkKind) -> str:
     """The name an unnamed item is known by: its function's (or actor's) name."""
     if kind is WorkKind.INVOCATION:
         assert isinstance(work, EventInvocation)
         return work.event.actor.name
     if kind is WorkKind.COROUTINE:
-        return str(getattr(work, "__name__", "coroutine"))
+        return work.__name__  # type: ignore[attr-defined, no-any-return]
     target = work
     while isinstance(target, functools.partial):
         target = target.func

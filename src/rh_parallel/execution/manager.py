@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from rh_parallel.execution import dependencies
-from rh_parallel.execution.items import Item, WorkKind, check_work, claim, close_refused
+from rh_parallel.execution.items import Item, WorkKind, check_work, close_work
 from rh_parallel.execution.options import GroupOptions
 from rh_parallel.execution.scheduler import GroupRun
 from rh_parallel.execution.slots import lent
@@ -66,6 +66,7 @@ class ParallelExecutionManager:
             parent.depth,
         )
         self._names: dict[str, int] = {}
+        self._coroutines: set[int] = set()
         self._has_dependencies = False
         self._closed = False  # started, or abandoned before it started: add() is refused
 
@@ -113,10 +114,18 @@ class ParallelExecutionManager:
                 self._check_name(name, index)
             deps = dependencies.check_references(depends_on)
         except BaseException:
-            close_refused(args)
+            for arg in args:  # never awaited now; futures and tasks stay the caller's
+                if asyncio.iscoroutine(arg) and id(arg) not in self._coroutines:
+                    close_work(arg)
             raise
         if kind is WorkKind.COROUTINE:
-            claim(work)
+            if id(work) in self._coroutines:  # it belongs to an item already: leave it open
+                raise TypeError(
+                    f"this coroutine ({work.__qualname__}) was already added to group "
+                    f"{self.group.name!r}; a coroutine runs once: pass the function and its "
+                    "arguments, p.add(fetch, url), to run it more than once"
+                )
+            self._coroutines.add(id(work))  # the items keep the objects alive meanwhile
         self._has_dependencies = self._has_dependencies or bool(deps)
         item = Item(index, work, work_args, kind, name, deps)
         item.address = f"{self.group.address}/{index}:{item.name}"
@@ -146,6 +155,7 @@ class ParallelExecutionManager:
         if self._closed:
             return
         self._closed = True
+        self._coroutines.clear()
         if self._has_dependencies:
             try:
                 dependencies.link(run.items, self._names, self.group.name)

@@ -147,7 +147,6 @@ class GroupRun:
             task = asyncio.Task(self._run_item(item), loop=loop, context=self._context.copy())
             item.task = task
             self._running[task] = item
-            task.add_done_callback(self._on_task_done)
 
     def give_back_slot(self, item: Item) -> None:
         """``item`` no longer holds its group slot (it ended, or backs off before a retry):
@@ -176,30 +175,26 @@ class GroupRun:
         )
         item.scope = scope
         current_scope.set(scope)
-        if observers is None:
-            self._end_in_task(item, await self._outcome(item))
-            return
         # the end is recorded inside the observers' scope: its records carry the item's span
-        item.group = self.info
-        entered = observers.enter_item(item)
+        entered = None
+        if observers is not None:
+            item.group = self.info
+            entered = observers.enter_item(item)
         try:
-            self._end_in_task(item, await self._outcome(item))
+            try:
+                result = await run_attempts(self, item)
+            except asyncio.CancelledError:
+                result = self._stopped_result(item)
+            except BaseException as exc:
+                result = self._abnormal_end(item, exc)
+            # Leave the running set first, so a group whose last item this is ends now.
+            task = item.task
+            if task is not None:
+                del self._running[task]
+            self._end(item, result)
         finally:
-            observers.exit_item(entered)
-
-    async def _outcome(self, item: Item) -> ExecutionResult:
-        try:
-            return await run_attempts(self, item)
-        except asyncio.CancelledError:
-            return self._stopped_result(item)
-        except BaseException as exc:
-            return self._abnormal_end(item, exc)
-
-    def _end_in_task(self, item: Item, result: ExecutionResult) -> None:
-        # Leave the running set first, so a group whose last item this is ends in this step.
-        if item.task is not None:
-            self._running.pop(item.task, None)
-        self._end(item, result)
+            if entered is not None:
+                observers.exit_item(entered)  # type: ignore[union-attr]  # set with entered
 
     def _abnormal_end(self, item: Item, exc: BaseException) -> ExecutionResult:
         """An item raised past its attempts: a BaseException that is not an Exception (it
@@ -211,6 +206,8 @@ class GroupRun:
         return failed(item, self.group.group_id, exc, ResultStatus.FAILED)
 
     def _on_task_done(self, task: asyncio.Task[None]) -> None:
+        """A task the stop cancelled ended; one cancelled before its first step never ran
+        its body, so it is accounted for here."""
         item = self._running.pop(task, None)
         if item is None:  # the body ran to its end and accounted for itself
             return
@@ -362,6 +359,7 @@ class GroupRun:
                 item.stopped = True
                 self._queue_end(item, failed(item, self.group.group_id, stop.error, stop.status))
         for task in self._running:
+            task.add_done_callback(self._on_task_done)
             task.cancel()
 
     def _check_done(self) -> None:

@@ -121,24 +121,44 @@ class GlobalLimiter:
 
 
 class GlobalLease:
-    """One item's hold on the state-wide limit, lent back while it waits on nested groups."""
+    """One item's hold on the state-wide limit, lent back while it waits on nested groups.
 
-    __slots__ = ("_limiter", "closed", "held", "lent")
+    Several tasks can share one lease (``asyncio.gather`` inside an item runs its awaitables
+    in tasks of their own, with the item's scope): one of them takes the slot, the others
+    wait for that, so a lease never holds more than one slot.
+    """
+
+    __slots__ = ("_followers", "_limiter", "acquiring", "closed", "held", "lent")
 
     def __init__(self, limiter: GlobalLimiter) -> None:
         self._limiter = limiter
         self.held = False
         self.closed = False  # the item ended: a late end of a loan takes nothing back
         self.lent = 0  # how many waits on nested groups are under way
+        self.acquiring = False
+        self._followers: list[asyncio.Future[None]] = []
 
     async def acquire(self) -> None:
-        """Hold a slot (no-op when held, or when the item has ended)."""
-        if not self.held and not self.closed:
-            await self._limiter.acquire()
-            if self.closed:  # the item ended while a late loan waited for the slot
+        """Hold the slot, waiting for it (no-op when held, lent out, or the item ended)."""
+        while not self.held and not self.closed and self.lent == 0:
+            if self.acquiring:  # another task of this item is taking it: wait for that
+                follower: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._followers.append(follower)
+                await follower
+                continue
+            self.acquiring = True
+            try:
+                await self._limiter.acquire()
+            finally:
+                self.acquiring = False
+                followers, self._followers = self._followers, []
+                for follower in followers:
+                    if not follower.done():
+                        follower.set_result(None)
+            if self.closed or self.lent:  # ended, or lent out again while it waited
                 self._limiter.release()
-            else:
-                self.held = True
+                return
+            self.held = True
 
     def release(self) -> None:
         """Give the slot back for good (the item ended or backs off)."""
@@ -163,11 +183,10 @@ class GlobalLease:
         If the wait for the slot is cancelled, the loan still ends: the item is stopping.
         """
         self.lent -= 1
-        if self.lent == 0:
-            await self.acquire()
+        await self.acquire()
 
 
-class lent:  # noqa: N801 - used as ``async with lent():``, like a function
+class lent:  # used as ``async with lent():``, like a function
     """``async with lent():`` lends the running code's global slot while it waits on groups.
 
     Whoever waits for a group to end must not hold a slot meanwhile: the group's items (or an

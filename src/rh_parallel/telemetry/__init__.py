@@ -5,10 +5,35 @@ applications call :func:`configure` once to export spans, and :func:`start_metri
 serve ``/metrics``.
 """
 
+from typing import TYPE_CHECKING, Any
+
+from rh_parallel.telemetry.bus_metrics import register_bus_metrics as register_bus_metrics
 from rh_parallel.telemetry.metrics import METRIC_NAMES, MetricsObserver
-from rh_parallel.telemetry.server import MetricsServer, start_metrics_server
-from rh_parallel.telemetry.setup import TelemetryHandle, configure
 from rh_parallel.telemetry.tracing import TracingObserver
+
+if TYPE_CHECKING:
+    from rh_parallel.telemetry.server import MetricsServer, start_metrics_server
+    from rh_parallel.telemetry.setup import TelemetryHandle, configure
+
+# Setup and the endpoint load on first use: the OTel SDK and exporters are for applications
+# that configure telemetry, and `import rh_parallel` must stay fast without them.
+_LAZY = {
+    "MetricsServer": "rh_parallel.telemetry.server",
+    "start_metrics_server": "rh_parallel.telemetry.server",
+    "TelemetryHandle": "rh_parallel.telemetry.setup",
+    "configure": "rh_parallel.telemetry.setup",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rh_parallel.telemetry' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "METRIC_NAMES",
