@@ -206,3 +206,103 @@ async def test_an_exception_whose_str_raises_is_still_a_result(
     assert not first.ok and first.error_type == "UnprintableError"
     assert "str() raised RuntimeError" in (first.error_message or "")
     assert second.ok
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"global_max_workers": "3"}, TypeError, "global_max_workers='3' takes an int"),
+        ({"capture_io": "yes"}, TypeError, "capture_io takes True or False"),
+        ({"max_io_chars": float("nan")}, TypeError, "max_io_chars takes an int"),
+        ({"max_io_chars": 0}, ValueError, "max_io_chars=0 must be >= 2"),
+        ({"observers": 5}, TypeError, "observers takes a list of ExecutionObserver"),
+        ({"event_bus": object()}, TypeError, "event_bus takes an EventBus"),
+    ],
+)
+def test_bad_state_arguments(kwargs: dict, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        ExecutionState(**kwargs)
+
+
+async def test_more_refusals_name_the_fix(state: ExecutionState) -> None:
+    with pytest.raises(TypeError, match="a group's name is a non-empty string"):
+        state.parallel(name=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="names KeyboardInterrupt, which is never retried"):
+        RetryPolicy(retry_on=(KeyboardInterrupt,))
+
+    async def numbers():  # type: ignore[no-untyped-def]
+        yield 1
+
+    p = state.parallel()
+    with pytest.raises(TypeError, match="async generator function"):
+        p.add(numbers)
+    for bad in (b"x", {"a": 1}):
+        with pytest.raises(TypeError, match="depends_on"):
+            p.add(asyncio.sleep, 0, depends_on=bad)
+    assert await p.gather() == []
+
+
+async def test_a_refused_add_leaves_the_callers_tasks_alone(state: ExecutionState) -> None:
+    mine = asyncio.ensure_future(asyncio.sleep(0, "mine"))
+    p = state.parallel()
+    p.add("a", asyncio.sleep, 0)
+    with pytest.raises(ValueError, match="duplicate item name"):
+        p.add("a", asyncio.wait_for, mine, 5)
+    assert await mine == "mine"
+    await p.gather()
+
+
+async def test_an_item_waiting_for_its_own_group_is_refused(state: ExecutionState) -> None:
+    p = state.parallel()
+
+    async def waits_for_itself() -> None:
+        await p.gather()
+
+    p.add(waits_for_itself)
+    async with asyncio.timeout(5):
+        (result,) = await p.gather()
+    assert result.error_type == "RuntimeError"
+    assert "waits for its own group" in (result.error_message or "")
+
+
+async def test_leaving_the_block_raises_what_the_group_decided_at_its_start(
+    state: ExecutionState,
+) -> None:
+    from rh_parallel import CircuitBreaker, CircuitOpenError
+
+    breaker = CircuitBreaker("down", failure_threshold=1, recovery_timeout=60)
+    breaker.acquire().failure()  # type: ignore[union-attr]  # opened before the group
+    with pytest.raises(CircuitOpenError):
+        async with state.parallel(
+            circuit_breaker=breaker, error_strategy=ErrorStrategy.FAIL_FAST
+        ) as p:
+            p.add(asyncio.sleep, 0)
+
+
+def test_one_state_used_by_two_loops_at_once_says_so() -> None:
+    import threading
+
+    state = ExecutionState(global_max_workers=1, observers=[])
+    inside = threading.Event()
+    release = threading.Event()
+
+    async def hold() -> None:
+        inside.set()
+        await asyncio.to_thread(release.wait, 10)
+
+    async def first() -> None:
+        await state.parallel_execute([hold()])
+
+    thread = threading.Thread(target=asyncio.run, args=(first(),))
+    thread.start()
+    try:
+        assert inside.wait(10)
+
+        async def second() -> None:
+            await state.parallel_execute([asyncio.sleep(0)])
+
+        with pytest.raises(RuntimeError, match="serves one loop at a time"):
+            asyncio.run(second())
+    finally:
+        release.set()
+        thread.join(10)

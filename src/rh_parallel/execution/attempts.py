@@ -168,6 +168,7 @@ async def run_attempts(host: AttemptHost, item: Item) -> ExecutionResult:
             if rejected is not None:
                 return rejected
     except asyncio.CancelledError as exc:
+        item.close_unrun()  # cancelled before its first attempt: close what never ran
         stop = host.stop
         item.stopped = stop is not None
         status = stop.status if stop is not None else ResultStatus.CANCELLED

@@ -20,7 +20,7 @@ def check_references(depends_on: Any) -> tuple[str | int, ...]:
         return ()
     if isinstance(depends_on, str | int) and not isinstance(depends_on, bool):
         return (depends_on,)
-    if not isinstance(depends_on, Iterable):
+    if not isinstance(depends_on, Iterable) or isinstance(depends_on, bytes | dict):
         raise TypeError(
             f"depends_on={depends_on!r}: pass a name, an index, or a list of them, "
             "e.g. depends_on=['fetch', 0]"

@@ -94,6 +94,13 @@ def check_work(work: object, args: tuple[Any, ...]) -> WorkKind:
     elif inspect.isawaitable(work):
         kind = WorkKind.AWAITABLE
     elif callable(work):
+        target = work.func if isinstance(work, functools.partial) else work
+        if inspect.isasyncgenfunction(target):
+            raise TypeError(
+                f"p.add() got the async generator function {target.__qualname__!r}; an item "
+                "is awaited, not iterated: collect its values in an async def, e.g. "
+                "async def run(): return [x async for x in gen()]"
+            )
         _check_arity(work, len(args))
         return WorkKind.ASYNC_CALL if _is_async_callable(work) else WorkKind.SYNC_CALL
     else:

@@ -42,8 +42,10 @@ class ParallelExecutionManager:
     """
 
     def __init__(self, state: ExecutionState, name: str | None, options: GroupOptions) -> None:
-        if name is not None and (not isinstance(name, str) or not name):
-            raise ValueError(f"name={name!r}: a group's name is a non-empty string")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name={name!r}: a group's name is a non-empty string")
+        if name is not None and not name:
+            raise ValueError("name='': a group's name is a non-empty string (or None)")
         name = name or "parallel"
         parent = current_scope.get() or state.root_scope
         address = parent.child_address(name)
@@ -69,6 +71,9 @@ class ParallelExecutionManager:
         self._coroutines: set[int] = set()
         self._has_dependencies = False
         self._closed = False  # started, or abandoned before it started: add() is refused
+        self._delivered = False  # gather() or stream() handed out the outcome
+        if parent.children is not None:
+            parent.children.append(self)  # a nested group ends with the item that opened it
 
     # -- building -------------------------------------------------------------------------
 
@@ -104,9 +109,10 @@ class ParallelExecutionManager:
             kind = check_work(work, work_args)
             retry = self._run.options.retry
             if kind in (WorkKind.COROUTINE, WorkKind.AWAITABLE) and retry and retry.retries:
+                what = "a bare coroutine" if kind is WorkKind.COROUTINE else "an awaitable"
                 raise TypeError(
-                    f"group {self.group.name!r} retries failed items, but a bare coroutine "
-                    "can run only once; pass the function and its arguments instead: "
+                    f"group {self.group.name!r} retries failed items, but {what} can run "
+                    "only once; pass the function and its arguments instead: "
                     "p.add(fetch, url) rather than p.add(fetch(url))"
                 )
             index = len(self._run.items)
@@ -162,9 +168,6 @@ class ParallelExecutionManager:
             except ValueError as exc:
                 self._abandon(GroupStatus.FAILED, exc)
                 raise
-        scope = current_scope.get()
-        if scope is not None and scope.children is not None:
-            scope.children.append(run)  # a nested group ends with the item that opened it
         run.start(self._state.current_item_info())
 
     def _abandon(self, status: GroupStatus, error: BaseException) -> None:
@@ -192,6 +195,11 @@ class ParallelExecutionManager:
     async def _wait(self, event: asyncio.Event) -> None:
         """Wait for ``event`` (the end, or progress), lending the caller's global slot
         meanwhile; a cancelled wait stops the group and returns once it has ended."""
+        if asyncio.current_task() in self._run.running_tasks:
+            raise RuntimeError(
+                f"an item of group {self.group.name!r} waits for its own group, which would "
+                "never end; read other items' results with depends_on=[...] and p.result_of()"
+            )
         async with lent():
             try:
                 await event.wait()
@@ -201,6 +209,7 @@ class ParallelExecutionManager:
                 raise
 
     def _outcome(self) -> list[ExecutionResult]:
+        self._delivered = True
         error = self._run.error
         if error is not None:
             raise error
@@ -266,6 +275,10 @@ class ParallelExecutionManager:
             )
         return item.result
 
+    async def wait_stopped(self) -> None:
+        """Wait until the group has ended (the NestedRun protocol: its item ends)."""
+        await self._run.wait_stopped()
+
     def cancel(self) -> None:
         """Cancel every queued and running item; ``gather()`` then raises CancelledError."""
         if not self._closed:
@@ -287,6 +300,7 @@ class ParallelExecutionManager:
             self._start()
             if not run.done.is_set():
                 await self._wait(run.done)
+            if not self._delivered:  # raise what gather() would, unless it was handed out
                 self._outcome()
             return
         if not self._closed:

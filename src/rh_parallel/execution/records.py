@@ -40,7 +40,12 @@ def stand_in_actor(name: str) -> BaseActor:
 
 
 def truncate(value: Any, limit: int) -> str:
-    text = repr(value)
+    """``repr(value)`` cut to ``limit`` characters; a ``__repr__`` that raises gives a
+    stand-in (a record must never fail the run it describes)."""
+    try:
+        text = repr(value)
+    except Exception as broken:
+        text = f"<{type(value).__name__}: repr() raised {type(broken).__name__}>"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

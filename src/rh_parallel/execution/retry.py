@@ -78,10 +78,10 @@ def _exception_classes(name: str, value: Any) -> tuple[type[BaseException], ...]
     """``retry_on`` / ``exclude`` as a tuple of exception classes, or a TypeError with a fix."""
     if isinstance(value, type):
         if issubclass(value, BaseException):
-            return (value,)
+            return _retryable(name, (value,))
     elif isinstance(value, tuple):
         if all(isinstance(t, type) and issubclass(t, BaseException) for t in value):
-            return value
+            return _retryable(name, value)
     elif isinstance(value, (list, set, frozenset)) and all(
         isinstance(t, type) and issubclass(t, BaseException) for t in value
     ):
@@ -94,6 +94,22 @@ def _exception_classes(name: str, value: Any) -> tuple[type[BaseException], ...]
         f"RetryPolicy({name}={show(value)}) takes an exception class or a tuple of them; "
         f"pass a tuple: {name}=(ConnectionError,)"
     )
+
+
+def _retryable(
+    name: str, classes: tuple[type[BaseException], ...]
+) -> tuple[type[BaseException], ...]:
+    """Only Exceptions are ever retried: a BaseException that is not one (KeyboardInterrupt,
+    CancelledError, ...) stops the group, so naming it in ``retry_on`` is a mistake."""
+    if name == "retry_on":
+        for cls in classes:
+            if not issubclass(cls, Exception):
+                raise TypeError(
+                    f"RetryPolicy(retry_on=...) names {cls.__name__}, which is never retried: "
+                    "it stops the group (cancellation and BaseExceptions always do); name "
+                    "Exception subclasses only"
+                )
+    return classes
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,6 +82,11 @@ class GroupRun:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
+    def running_tasks(self) -> dict[asyncio.Task[None], Item]:
+        """The tasks of the items running now."""
+        return self._running
+
+    @property
     def started(self) -> bool:
         return self._loop is not None
 
@@ -199,6 +204,7 @@ class GroupRun:
     def _abnormal_end(self, item: Item, exc: BaseException) -> ExecutionResult:
         """An item raised past its attempts: a BaseException that is not an Exception (it
         stops the group as a cancel does and propagates from gather()), or a bug of ours."""
+        item.close_unrun()
         if isinstance(exc, Exception):  # a bug in rh-parallel itself: keep the group sound
             self._internal_error = self._internal_error or exc
         elif self._abort is None:
@@ -380,6 +386,7 @@ class GroupRun:
             self._first_failure,
             group.failed,
             self._threshold,
+            self._abort,
         )
         if self.info is not None:
             self.observers.on_group_end(self.info)

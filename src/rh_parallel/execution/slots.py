@@ -93,12 +93,13 @@ class GroupSlots:
 class GlobalLimiter:
     """The state-wide limit: at most ``limit`` items hold a slot at once, over every loop."""
 
-    __slots__ = ("_waiters", "free", "limit")
+    __slots__ = ("_loop", "_waiters", "free", "limit")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.free = limit
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def held(self) -> int:
@@ -106,6 +107,16 @@ class GlobalLimiter:
         return self.limit - self.free
 
     async def acquire(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            owner = self._loop
+            if owner is not None and self.free < self.limit and owner.is_running():
+                raise RuntimeError(
+                    "this ExecutionState's global_max_workers limit is in use by another "
+                    "event loop (another thread); a state serves one loop at a time: give "
+                    "each thread its own ExecutionState"
+                )
+            self._loop = loop
         if self.free > 0 and not self._waiters:
             self.free -= 1
             return

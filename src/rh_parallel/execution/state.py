@@ -52,14 +52,29 @@ class ExecutionState:
         capture_io: bool = False,
         max_io_chars: int = 200,
     ) -> None:
-        if global_max_workers is not None and (
-            isinstance(global_max_workers, bool)
-            or not isinstance(global_max_workers, int)
-            or global_max_workers < 1
-        ):
-            raise ValueError(
-                f"global_max_workers={global_max_workers!r} must be an int >= 1, or None for "
-                "no state-wide limit"
+        if global_max_workers is not None:
+            if isinstance(global_max_workers, bool) or not isinstance(global_max_workers, int):
+                raise TypeError(
+                    f"global_max_workers={global_max_workers!r} takes an int >= 1, or None for "
+                    "no state-wide limit"
+                )
+            if global_max_workers < 1:
+                raise ValueError(
+                    f"global_max_workers={global_max_workers!r} must be an int >= 1, or None "
+                    "for no state-wide limit"
+                )
+        if event_bus is not None and not isinstance(event_bus, EventBus):
+            raise TypeError(f"event_bus takes an EventBus(), got {event_bus!r}")
+        if not isinstance(capture_io, bool):
+            raise TypeError(f"capture_io takes True or False, got {capture_io!r}")
+        if isinstance(max_io_chars, bool) or not isinstance(max_io_chars, int):
+            raise TypeError(f"max_io_chars takes an int >= 2, got {max_io_chars!r}")
+        if max_io_chars < 2:
+            raise ValueError(f"max_io_chars={max_io_chars} must be >= 2 (e.g. 200)")
+        if observers is not None and not isinstance(observers, Iterable):
+            raise TypeError(
+                f"observers takes a list of ExecutionObserver, got {observers!r}; [] runs with "
+                "none"
             )
         self.event_bus = event_bus if event_bus is not None else EventBus()
         self.global_max_workers = global_max_workers

@@ -98,15 +98,20 @@ def outcome_error(
     first_failure: ExecutionResult | None,
     failed: int,
     threshold: int,
+    abort: BaseException | None = None,
 ) -> BaseException | None:
-    """The exception ``gather()`` raises (``None``: it returns the results)."""
+    """The exception ``gather()`` raises (``None``: it returns the results).
+
+    A BaseException an item raised (``abort``) wins, also when it came while the group was
+    already stopping for another reason, as with ``asyncio.TaskGroup``.
+    """
+    if abort is not None:
+        return abort
     if stop is None:
         return None
     if stop.reason is StopReason.TIMEOUT:
         assert isinstance(stop.cause, GroupTimeoutError)
         stop.cause.results = list(results)
-        return stop.cause
-    if stop.reason is StopReason.ABORTED:
         return stop.cause
     if stop.reason is StopReason.CANCELLED:
         return asyncio.CancelledError(f"group {group_name!r} was cancelled")
