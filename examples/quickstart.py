@@ -22,7 +22,7 @@ async def main() -> None:
     async with state.parallel(max_workers=3, name="fetch", retry=retry) as p:
         for n in range(8):
             doc = f"doc-{n}"
-            p.add(doc, lambda doc=doc: fetch(doc))
+            p.add(doc, fetch, doc)  # the function and its argument: retried anew
     for name, result in (await p.gather_dict()).items():
         status = result.result if result.ok else f"failed: {result.error_message}"
         print(f"{name}: {status} (attempts: {result.attempts})")

@@ -7,7 +7,7 @@ Quick start::
     state = ExecutionState()
     async with state.parallel(max_workers=5, name="Document Processing") as p:
         for doc in docs:
-            p.add(process_doc(doc))
+            p.add(process_doc, doc)     # an async def and its arguments
     results = await p.gather()
 """
 
@@ -69,6 +69,7 @@ def __getattr__(name: str) -> object:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
 
 __version__ = "0.1.0"
 

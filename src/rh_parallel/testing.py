@@ -79,7 +79,7 @@ class ConcurrencyProbe:
     """Counts calls running at once; ``peak`` is the most seen together.
 
     >>> probe = ConcurrencyProbe()
-    >>> p.add(lambda: probe.run(work()))   # or: async with probe: ...
+    >>> p.add(probe.wrap(work), x)          # or: async with probe: ...
     """
 
     def __init__(self) -> None:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Item", "WorkKind", "adopt", "check_work", "close_work"]
 
+
 class WorkKind(IntEnum):
     COROUTINE = 0  # awaited once
     AWAITABLE = 1  # a future, task or other awaitable: awaited once

@@ -73,8 +73,7 @@ class ExecutionState:
             raise ValueError(f"max_io_chars={max_io_chars} must be >= 2 (e.g. 200)")
         if observers is not None and not isinstance(observers, Iterable):
             raise TypeError(
-                f"observers takes a list of ExecutionObserver, got {observers!r}; [] runs with "
-                "none"
+                f"observers takes a list of ExecutionObserver, got {observers!r}; [] runs with none"
             )
         self.event_bus = event_bus if event_bus is not None else EventBus()
         self.global_max_workers = global_max_workers
@@ -134,8 +133,7 @@ class ExecutionState:
             async with state.parallel(8, timeout=60, event_timeout=10) as p: ...
 
             # an item that waits for others and reads their results
-            p.add("report", lambda: report(p.result_of("a"), p.result_of("b")),
-                  depends_on=["a", "b"])
+            p.add("report", report, p, depends_on=["a", "b"])   # report reads p.result_of()
         """
         options = GroupOptions(
             max_workers=max_workers,
