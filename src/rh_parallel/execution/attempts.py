@@ -84,13 +84,6 @@ def failed(
     return ExecutionResult.failure(error, status, **_fields(item, group_id))
 
 
-def _ended_attempt(item: Item) -> None:
-    """Add the attempt under way to the item's running time."""
-    if item.began:
-        item.execution_time += _perf() - item.began
-        item.began = 0.0
-
-
 async def _close_children(item: Item) -> None:
     """Stop and await what remains of the groups this item's code opened."""
     scope = item.scope
@@ -138,7 +131,8 @@ async def run_attempts(host: AttemptHost, item: Item) -> ExecutionResult:
                         async with asyncio.timeout(event_timeout) as deadline:
                             value = await item.make_attempt(attempt)
                 finally:
-                    _ended_attempt(item)
+                    item.execution_time += _perf() - item.began
+                    item.began = 0.0
                     if item.scope is not None and item.scope.children:
                         await _close_children(item)
             except TimeoutError as timeout_error:

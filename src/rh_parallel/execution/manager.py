@@ -118,7 +118,7 @@ class ParallelExecutionManager:
             index = len(self._run.items)
             if name is not None:
                 self._check_name(name, index)
-            deps = dependencies.check_references(depends_on)
+            deps = () if depends_on is None else dependencies.check_references(depends_on)
         except BaseException:
             for arg in args:  # never awaited now; futures and tasks stay the caller's
                 if asyncio.iscoroutine(arg) and id(arg) not in self._coroutines:

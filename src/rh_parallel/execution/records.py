@@ -50,7 +50,8 @@ def truncate(value: Any, limit: int) -> str:
 
 
 class RecordPublisher:
-    """Publishes item and group records on a bus; a no-op while nobody subscribes.
+    """Publishes item and group records on a bus; a no-op while nobody subscribes (tested on
+    the bus's subscription tuple directly: this runs twice per item).
 
     ``capture_io`` puts a truncated ``repr`` of each result into the record's ``detail``; off by
     default, since inputs and outputs may hold what should not reach a log.
@@ -65,7 +66,7 @@ class RecordPublisher:
         self._stand_ins: dict[str, BaseActor] = {}
 
     def group(self, group: ParallelEventGroup) -> None:
-        if self.bus.has_subscribers:
+        if self.bus._subscriptions:
             self.bus.publish(group.model_copy(update={"errors": list(group.errors)}))
 
     def _stand_in(self, name: str) -> BaseActor:
@@ -99,13 +100,13 @@ class RecordPublisher:
         )
 
     def item_started(self, group: ParallelEventGroup, item: Item) -> None:
-        if self.bus.has_subscribers:
+        if self.bus._subscriptions:
             self.bus.publish(self._record(group, item, ExecutionStatus.STARTED))
 
     def item_retrying(
         self, group: ParallelEventGroup, item: Item, result: ExecutionResult, delay: float
     ) -> None:
-        if self.bus.has_subscribers:
+        if self.bus._subscriptions:
             self.bus.publish(
                 self._record(
                     group,
@@ -119,7 +120,7 @@ class RecordPublisher:
             )
 
     def item_ended(self, group: ParallelEventGroup, item: Item, result: ExecutionResult) -> None:
-        if self.bus.has_subscribers:
+        if self.bus._subscriptions:
             self.bus.publish(
                 self._record(
                     group, item, result.status.as_execution_status, **self._outcome(result)

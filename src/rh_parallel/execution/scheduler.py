@@ -95,11 +95,13 @@ class GroupRun:
     def start(self, parent_item: ItemInfo | None) -> None:
         """Publish the start and admit the first items; never awaits."""
         group = self.group
-        total = group.total = len(self.items)
+        total = len(self.items)
         self.results = [None] * total
         self._threshold = stopping.threshold_count(self.options.failure_threshold, total)
-        group.status = GroupStatus.RUNNING
-        group.start_time = time.time()
+        fields = group.__dict__  # the live model, without pydantic's setattr per field
+        fields["total"] = total
+        fields["status"] = GroupStatus.RUNNING
+        fields["start_time"] = time.time()
         self._context = contextvars.copy_context()
         self._loop = asyncio.get_running_loop()
         if self.observers:
@@ -241,7 +243,8 @@ class GroupRun:
 
     def _end(self, item: Item, result: ExecutionResult) -> None:
         """An item's work is over: record its result, free its slot, settle the group."""
-        self._queue_end(item, result)
+        item.finishing = True
+        self._ended.append((item, result))
         self.give_back_slot(item)
 
     def _queue_end(self, item: Item, result: ExecutionResult) -> None:
@@ -259,21 +262,25 @@ class GroupRun:
         if self._settling:
             return
         self._settling = True
+        ended = self._ended
         try:
             while True:
-                while self._ended:
-                    self._record(*self._ended.popleft())
+                while ended:
+                    self._record(*ended.popleft())
                 if self.stop is None:
-                    decided = self._decide_stop()
-                    if decided is not None:
-                        self._begin_stop(decided)
-                        continue
-                    self._admit()
-                    if self._ended:
-                        continue
+                    if self._unhandled_failure is not None or self._abort is not None:
+                        decided = self._decide_stop()
+                        if decided is not None:
+                            self._begin_stop(decided)
+                            continue
+                    if self._ready and self.slots.free > 0:
+                        self._admit()
+                        if ended:
+                            continue
                 break
             self._unhandled_failure = None
-            self._check_done()
+            if len(self.completion_order) == len(self.items) and not self._running:
+                self._check_done()
         finally:
             self._settling = False
 
@@ -376,18 +383,20 @@ class GroupRun:
             self._timer = None
         group = self.group
         end = time.time()
-        group.end_time = end
-        group.duration = end - (group.start_time or end)
-        group.status = stopping.group_status(self.stop, group.failed, group.cancelled)
-        self.error = self._internal_error or stopping.outcome_error(
-            group.name,
-            self.stop,
-            [r for r in self.results if r is not None],
-            self._first_failure,
-            group.failed,
-            self._threshold,
-            self._abort,
-        )
+        fields = group.__dict__
+        fields["end_time"] = end
+        fields["duration"] = end - (group.start_time or end)
+        fields["status"] = stopping.group_status(self.stop, group.failed, group.cancelled)
+        if self.stop is not None or self._internal_error is not None:
+            self.error = self._internal_error or stopping.outcome_error(
+                group.name,
+                self.stop,
+                [r for r in self.results if r is not None],
+                self._first_failure,
+                group.failed,
+                self._threshold,
+                self._abort,
+            )
         if self.info is not None:
             self.observers.on_group_end(self.info)
         self.publisher.group(group)

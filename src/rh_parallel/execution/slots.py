@@ -73,7 +73,7 @@ class GroupSlots:
 
         Returns ``True`` when the slot went back to the pool (the caller may admit new items).
         """
-        if _wake_first(self._waiters):
+        if self._waiters and _wake_first(self._waiters):
             return False
         self.free += 1
         return True

@@ -23,7 +23,7 @@ class BaseActor(BaseModel):
     ``output_model`` is given, the handler's return value is validated against it.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True, defer_build=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
 
     name: str = Field(min_length=1)
     description: str = ""

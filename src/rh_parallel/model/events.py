@@ -30,7 +30,7 @@ class ExecutionEvent(BaseModel):
     filled in on the records an event publishes while it runs as a group item.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, defer_build=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     actor: BaseActor
     tag: str = ""

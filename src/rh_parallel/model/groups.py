@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from rh_parallel.model.enums import GroupStatus
 
@@ -11,8 +11,6 @@ __all__ = ["GroupError", "ParallelEventGroup"]
 
 class GroupError(BaseModel):
     """One failed item of a group, as printers list it."""
-
-    model_config = ConfigDict(defer_build=True)  # schemas build on first validation
 
     index: int
     name: str
@@ -29,8 +27,6 @@ class ParallelEventGroup(BaseModel):
     timed_out, rejected, skipped). ``group_id`` is derived from the parent address, the name
     and the group's ordinal there, so a replayed run gets the same ids.
     """
-
-    model_config = ConfigDict(defer_build=True)
 
     group_id: str
     name: str = "parallel"

@@ -20,7 +20,7 @@ class ExecutionResult(BaseModel):
     waiting for a worker slot.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, defer_build=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     ok: bool
     result: Any = None
