@@ -22,13 +22,17 @@ async def needs_arg(x: int) -> int:
     [
         ({"max_workers": 0}, ValueError, "max_workers=0 must be >= 1"),
         ({"max_workers": 2.5}, TypeError, "max_workers takes an int"),
-        ({"timeout": 0}, ValueError, "timeout=0 must be a finite number of seconds > 0"),
-        ({"event_timeout": -1}, ValueError, "event_timeout=-1 must be a finite number"),
-        ({"timeout": float("nan")}, ValueError, "timeout=nan must be a finite number"),
-        ({"event_timeout": float("nan")}, ValueError, "event_timeout=nan must be a finite"),
-        ({"timeout": float("inf")}, ValueError, "timeout=inf must be a finite number"),
+        (
+            {"timeout": 0},
+            ValueError,
+            r"parallel\(timeout=0\) must be a finite number of seconds > 0",
+        ),
+        ({"event_timeout": -1}, ValueError, r"event_timeout=-1\) must be a finite number"),
+        ({"timeout": float("nan")}, ValueError, r"timeout=nan\) must be a finite number"),
+        ({"event_timeout": float("nan")}, ValueError, r"event_timeout=nan\) must be a finite"),
+        ({"timeout": float("inf")}, ValueError, r"timeout=inf\) must be a finite number"),
         ({"timeout": 10**400}, ValueError, "must be a finite number of seconds"),
-        ({"timeout": "5"}, TypeError, "timeout takes seconds as a number"),
+        ({"timeout": "5"}, TypeError, r"timeout='5'\) is a number of seconds > 0"),
         (
             {"error_strategy": ErrorStrategy.FAIL_FAST, "failure_threshold": 2},
             ValueError,

@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rh_parallel.execution.items import Item, WorkKind, adopt
+from rh_parallel.execution.stopping import stopped_outcome
 from rh_parallel.model.enums import ResultStatus
 from rh_parallel.model.results import ExecutionResult
 
@@ -163,10 +164,9 @@ async def run_attempts(host: AttemptHost, item: Item) -> ExecutionResult:
                 return rejected
     except asyncio.CancelledError as exc:
         item.close_unrun()  # cancelled before its first attempt: close what never ran
-        stop = host.stop
-        item.stopped = stop is not None
-        status = stop.status if stop is not None else ResultStatus.CANCELLED
-        return failed(item, group_id, stop.error if stop is not None else exc, status)
+        item.stopped = host.stop is not None
+        status, error = stopped_outcome(host.stop, exc)
+        return failed(item, group_id, error, status)
     finally:
         if item.permit is not None:
             item.permit.release()

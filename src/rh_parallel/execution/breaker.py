@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any, ParamSpec, TypeVar
 
 from rh_parallel.exceptions import CircuitOpenError
-from rh_parallel.execution.retry import check_count, check_seconds, show
+from rh_parallel.execution.checks import check_count, check_seconds, show
 
 __all__ = ["BreakerPermit", "CircuitBreaker", "CircuitState"]
 

@@ -12,7 +12,7 @@ from rh_parallel.execution import dependencies
 from rh_parallel.execution.items import Item, WorkKind, check_work, close_work
 from rh_parallel.execution.options import GroupOptions
 from rh_parallel.execution.scheduler import GroupRun
-from rh_parallel.execution.slots import lent
+from rh_parallel.execution.slots import Loan
 from rh_parallel.execution.stopping import shown_in_stream
 from rh_parallel.model.enums import GroupStatus, ResultStatus
 from rh_parallel.model.groups import ParallelEventGroup
@@ -200,7 +200,7 @@ class ParallelExecutionManager:
                 f"an item of group {self.group.name!r} waits for its own group, which would "
                 "never end; read other items' results with depends_on=[...] and p.result_of()"
             )
-        async with lent():
+        async with Loan():
             try:
                 await event.wait()
             except asyncio.CancelledError:

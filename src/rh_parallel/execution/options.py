@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from rh_parallel.execution.breaker import CircuitBreaker
+from rh_parallel.execution.checks import check_seconds
 from rh_parallel.execution.retry import RetryPolicy
 from rh_parallel.model.enums import ErrorStrategy
 
 __all__ = ["GroupOptions"]
-
-
-def _check_seconds(name: str, value: float | None) -> None:
-    """A timeout is a finite number of seconds > 0, or None for no limit."""
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} takes seconds as a number, got {value!r}; None for no limit")
-    try:
-        seconds = float(value)
-    except OverflowError:
-        seconds = math.inf
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(
-            f"{name}={value!r} must be a finite number of seconds > 0; pass None for no limit"
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +38,9 @@ class GroupOptions:
                 choices = ", ".join(f"ErrorStrategy.{s.name}" for s in ErrorStrategy)
                 raise ValueError(f"error_strategy={strategy!r}; use one of {choices}") from None
         self._check_threshold()
-        _check_seconds("timeout", self.timeout)
-        _check_seconds("event_timeout", self.event_timeout)
+        for name in ("timeout", "event_timeout"):
+            if getattr(self, name) is not None:  # None: no limit
+                check_seconds("state.parallel", name, getattr(self, name), positive=True)
         if self.retry is not None and not isinstance(self.retry, RetryPolicy):
             raise TypeError(f"retry takes a RetryPolicy(...), got {self.retry!r}")
         if self.circuit_breaker is not None and not isinstance(

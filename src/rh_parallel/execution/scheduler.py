@@ -23,7 +23,7 @@ from rh_parallel.exceptions import DependencyFailedError
 from rh_parallel.execution import dependencies, stopping
 from rh_parallel.execution.attempts import failed, run_attempts
 from rh_parallel.execution.items import Item, WorkKind
-from rh_parallel.execution.slots import GlobalLease, GlobalLimiter, GroupSlots, lent
+from rh_parallel.execution.slots import GlobalLease, GlobalLimiter, GroupSlots, Loan
 from rh_parallel.model.enums import GroupStatus, ResultStatus
 from rh_parallel.model.groups import GroupError, ParallelEventGroup
 from rh_parallel.model.results import ExecutionResult
@@ -232,12 +232,10 @@ class GroupRun:
             self._settle()
 
     def _stopped_result(self, item: Item) -> ExecutionResult:
-        stop = self.stop
-        item.stopped = stop is not None
-        if stop is None:
-            error: BaseException = asyncio.CancelledError(f"item {item.name!r} was cancelled")
-            return failed(item, self.group.group_id, error, ResultStatus.CANCELLED)
-        return failed(item, self.group.group_id, stop.error, stop.status)
+        item.stopped = self.stop is not None
+        cancelled = asyncio.CancelledError(f"item {item.name!r} was cancelled")
+        status, error = stopping.stopped_outcome(self.stop, cancelled)
+        return failed(item, self.group.group_id, error, status)
 
     # -- ending ---------------------------------------------------------------------------
 
@@ -410,7 +408,7 @@ class GroupRun:
         """Wait until the group has ended, whatever cancels the waiter meanwhile (lending the
         waiter's global slot); a cancellation received while waiting is re-raised at the end."""
         interrupted = False
-        async with lent():
+        async with Loan():
             while not self.done.is_set():
                 try:
                     await self.done.wait()

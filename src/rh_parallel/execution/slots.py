@@ -21,7 +21,7 @@ from types import TracebackType
 
 from rh_parallel.runtime.scope import Lease, current_scope
 
-__all__ = ["GlobalLease", "GlobalLimiter", "GroupSlots", "lent"]
+__all__ = ["GlobalLease", "GlobalLimiter", "GroupSlots", "Loan"]
 
 
 def _wake_first(waiters: deque[asyncio.Future[None]]) -> bool:
@@ -197,8 +197,8 @@ class GlobalLease:
         await self.acquire()
 
 
-class lent:  # used as ``async with lent():``, like a function
-    """``async with lent():`` lends the running code's global slot while it waits on groups.
+class Loan:
+    """``async with Loan():`` lends the running code's global slot while it waits on groups.
 
     Whoever waits for a group to end must not hold a slot meanwhile: the group's items (or an
     item being cancelled, taking its own slot back) may need it. Without a lease (no global

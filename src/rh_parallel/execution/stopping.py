@@ -15,7 +15,17 @@ from rh_parallel.exceptions import FailureThresholdExceeded, GroupTimeoutError, 
 from rh_parallel.model.enums import ErrorStrategy, GroupStatus, ResultStatus
 from rh_parallel.model.results import ExecutionResult
 
-__all__ = ["Stop", "StopReason", "failure_stop", "group_status", "outcome_error", "stop_for"]
+__all__ = [
+    "Stop",
+    "StopReason",
+    "failure_stop",
+    "group_status",
+    "outcome_error",
+    "shown_in_stream",
+    "stop_for",
+    "stopped_outcome",
+    "threshold_count",
+]
 
 
 class StopReason(StrEnum):
@@ -56,6 +66,16 @@ def stop_for(
     else:
         message = f"group {group_name!r} stopped early ({reason.value})"
     return Stop(reason, ResultStatus.CANCELLED, asyncio.CancelledError(message), cause)
+
+
+def stopped_outcome(
+    stop: Stop | None, cancelled: BaseException
+) -> tuple[ResultStatus, BaseException]:
+    """The status and error of an item whose run was cut short: the stop's when the group is
+    stopping, else ``cancelled`` (the item alone was cancelled)."""
+    if stop is None:
+        return ResultStatus.CANCELLED, cancelled
+    return stop.status, stop.error
 
 
 def threshold_count(threshold: int | float | None, total: int) -> int:
