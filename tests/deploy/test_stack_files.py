@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import re
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.deploy.helpers import DASHBOARDS, ROOT, load_dashboards, panel_queries
+
 COMPOSE = ROOT / "deploy" / "docker-compose.yml"
-DASHBOARDS = ROOT / "grafana" / "dashboards"
 DATASOURCES = ROOT / "grafana" / "provisioning" / "datasources" / "datasources.yml"
 
 
@@ -73,10 +71,6 @@ def test_prometheus_config_passes_promtool() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def load_dashboards() -> dict[str, dict[str, Any]]:
-    return {p.name: json.loads(p.read_text()) for p in sorted(DASHBOARDS.glob("*.json"))}
-
-
 def test_dashboards_are_what_the_foundation_sdk_generates() -> None:
     spec = importlib.util.spec_from_file_location("build", ROOT / "grafana" / "build_dashboards.py")
     assert spec is not None and spec.loader is not None
@@ -114,16 +108,6 @@ def _uids(node: Any) -> list[str]:
         for value in node:
             found.extend(_uids(value))
     return found
-
-
-def panel_queries() -> list[tuple[str, str, str]]:
-    """(dashboard, panel title, PromQL) for every target of every panel."""
-    queries = []
-    for name, dashboard in load_dashboards().items():
-        for panel in dashboard["panels"]:
-            for target in panel.get("targets") or []:
-                queries.append((name, panel["title"], target["expr"]))
-    return queries
 
 
 def test_the_dashboards_cover_red_groups_and_resilience() -> None:

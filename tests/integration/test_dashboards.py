@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.test_stack_files import panel_queries
-from tests.integration.conftest import Prometheus, demo_command, free_port, http_json
+from tests.deploy.helpers import panel_queries
+from tests.integration.helpers import Prometheus, demo_command, free_port, http_json
 
 pytestmark = pytest.mark.integration
 

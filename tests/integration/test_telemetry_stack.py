@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import (
+from tests.integration.helpers import (
     Phoenix,
     Prometheus,
     demo_command,
