@@ -291,3 +291,35 @@ async def test_a_plain_function_runs_in_a_worker_thread(state: ExecutionState) -
         p.add(where, "a")
         p.add("named", where, "b")
     assert [r.result for r in await p.gather()] == [("a", True), ("b", True)]
+
+
+# -- records never fail a run ----------------------------------------------------------------
+
+
+async def test_a_record_that_cannot_be_published_costs_a_log_line_not_the_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from rh_parallel import EventBus
+
+    class BrokenBus(EventBus):
+        def publish(self, record: object) -> None:
+            raise RuntimeError("the bus is down")
+
+    bus = BrokenBus()
+    bus.subscribe(lambda record: None, name="listener")
+    state = ExecutionState(event_bus=bus, observers=[], capture_io=True)
+
+    class Unprintable:
+        def __repr__(self) -> str:
+            raise ValueError("no repr")
+
+    async def value() -> Unprintable:
+        return Unprintable()
+
+    async with asyncio.timeout(5):
+        async with state.parallel(name="g") as p:
+            p.add(value)
+            p.add(asyncio.sleep, 0, "ok")
+    assert [r.ok for r in await p.gather()] == [True, True]
+    assert "could not publish" in caplog.text
+    await bus.aclose()

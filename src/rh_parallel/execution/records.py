@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 from pydantic import BaseModel
 
@@ -19,6 +22,9 @@ if TYPE_CHECKING:
     from rh_parallel.execution.items import Item
 
 __all__ = ["RecordPublisher", "truncate"]
+
+logger = logging.getLogger("rh_parallel.records")
+P = ParamSpec("P")
 
 _STAND_INS_KEPT = 256  # stand-in actors reused by name; the least recently made are dropped
 
@@ -37,6 +43,21 @@ def stand_in_actor(name: str) -> BaseActor:
         output_model=None,
         event_type=EventType.TASK,
     )
+
+
+def _never_raises(publish: Callable[P, None]) -> Callable[P, None]:
+    """A record that cannot be built or published costs a log line, never the run."""
+
+    @functools.wraps(publish)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            publish(*args, **kwargs)
+        except Exception:
+            logger.warning(
+                "could not publish a %s record; ignored", publish.__name__, exc_info=True
+            )
+
+    return guarded
 
 
 def truncate(value: Any, limit: int) -> str:
@@ -65,6 +86,7 @@ class RecordPublisher:
         self.max_io_chars = max_io_chars
         self._stand_ins: dict[str, BaseActor] = {}
 
+    @_never_raises
     def group(self, group: ParallelEventGroup) -> None:
         if self.bus._subscriptions:
             self.bus.publish(group.model_copy(update={"errors": list(group.errors)}))
@@ -99,10 +121,12 @@ class RecordPublisher:
             **fields,
         )
 
+    @_never_raises
     def item_started(self, group: ParallelEventGroup, item: Item) -> None:
         if self.bus._subscriptions:
             self.bus.publish(self._record(group, item, ExecutionStatus.STARTED))
 
+    @_never_raises
     def item_retrying(
         self, group: ParallelEventGroup, item: Item, result: ExecutionResult, delay: float
     ) -> None:
@@ -119,6 +143,7 @@ class RecordPublisher:
                 )
             )
 
+    @_never_raises
     def item_ended(self, group: ParallelEventGroup, item: Item, result: ExecutionResult) -> None:
         if self.bus._subscriptions:
             self.bus.publish(
@@ -157,9 +182,11 @@ class RecordPublisher:
             }
         )
 
+    @_never_raises
     def event_started(self, event: ExecutionEvent, address: str) -> None:
         self.bus.publish(self._event_record(event, address, ExecutionStatus.STARTED))
 
+    @_never_raises
     def event_ended(self, event: ExecutionEvent, address: str, result: ExecutionResult) -> None:
         status = result.status.as_execution_status
         self.bus.publish(self._event_record(event, address, status, **self._outcome(result)))
