@@ -264,3 +264,14 @@ async def test_result_fields(state: ExecutionState) -> None:
     assert first.execution_time > 0 and first.attempts == 1
     assert second.queue_time >= first.execution_time * 0.5
     assert first.status is ResultStatus.COMPLETED
+
+
+async def test_records_keep_nothing_per_item_name(state: ExecutionState) -> None:
+    capture = RecordCapture(state.event_bus)
+    for batch in range(4):
+        async with state.parallel(max_workers=50) as p:
+            for n in range(500):
+                p.add(f"item-{batch}-{n}", value, n)  # 2,000 distinct names
+    await capture.flush()
+    assert len(capture.items(status=ExecutionStatus.COMPLETED)) == 2_000
+    assert len(state.publisher._stand_ins) <= 256  # stand-in actors are reused, not hoarded

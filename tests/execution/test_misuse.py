@@ -310,3 +310,17 @@ def test_one_state_used_by_two_loops_at_once_says_so() -> None:
     finally:
         release.set()
         thread.join(10)
+
+
+async def test_an_event_whose_handler_raises_an_unprintable_error_returns_a_result(
+    state: ExecutionState,
+) -> None:
+    from rh_parallel import Tool
+    from tests.helpers import Numbers
+
+    async def broken(data: Numbers, ctx: object, st: object) -> None:
+        raise UnprintableError
+
+    event = ExecutionEvent(actor=Tool(name="broken", input_model=Numbers, handler=broken))
+    result = await event({"x": 1}, None, state)  # documented never to raise
+    assert not result.ok and result.error_type == "UnprintableError"

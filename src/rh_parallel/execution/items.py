@@ -227,8 +227,14 @@ class Item(ItemInfo):
         return work  # type: ignore[no-any-return]
 
     def close_unrun(self) -> None:
-        """Release work that will never run (again)."""
-        if self.attempts == 0 or self.work_kind is WorkKind.INVOCATION:
+        """Release work that will never run (again), and coroutines passed as its arguments
+        (``p.add(asyncio.wait_for, fetch(), 5)``) if it never ran."""
+        if self.attempts == 0:
+            close_work(self.work)
+            for arg in self.args:
+                if inspect.iscoroutine(arg):
+                    arg.close()
+        elif self.work_kind is WorkKind.INVOCATION:
             close_work(self.work)
 
 

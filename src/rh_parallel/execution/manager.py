@@ -206,6 +206,8 @@ class ParallelExecutionManager:
             except asyncio.CancelledError:
                 self._run.cancel()
                 await self._run.wait_stopped()
+                if self._run.aborted is not None:  # a KeyboardInterrupt beats the cancel
+                    raise self._run.aborted from None
                 raise
 
     def _outcome(self) -> list[ExecutionResult]:

@@ -82,6 +82,11 @@ class GroupRun:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
+    def aborted(self) -> BaseException | None:
+        """The BaseException (not an Exception) an item raised, if one did."""
+        return self._abort
+
+    @property
     def running_tasks(self) -> dict[asyncio.Task[None], Item]:
         """The tasks of the items running now."""
         return self._running
