@@ -115,7 +115,8 @@ async def run_attempts(host: AttemptHost, item: Item) -> ExecutionResult:
         observers = host.item_observers
         if observers is not None:
             observers.on_item_start(item)
-        host.publisher.item_started(host.group, item)
+        if host.publisher.bus._subscriptions:  # checked here: twice per item, usually empty
+            host.publisher.item_started(host.group, item)
         attempt = 0
         while True:
             attempt += 1

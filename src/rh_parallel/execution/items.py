@@ -33,6 +33,7 @@ class WorkKind(IntEnum):
     SYNC_CALL = 4  # a plain function: called per attempt in a worker thread
 
 
+_TASK_KIND = EventType.TASK.kind
 _FIX = "pass the function and its arguments, p.add(fetch, url), so each attempt calls it anew"
 
 
@@ -173,17 +174,23 @@ class Item(ItemInfo):
         self.args = args
         self.work_kind = kind
         self.explicit_name = explicit_name
-        self.name = explicit_name if explicit_name is not None else work_name(work, kind)
+        if explicit_name is not None:
+            self.name = explicit_name
+        elif kind is WorkKind.COROUTINE:
+            self.name = work.__name__  # type: ignore[attr-defined]
+        else:
+            self.name = work_name(work, kind)
         if kind is WorkKind.INVOCATION:
             assert isinstance(work, EventInvocation)
             self.actor: BaseActor | None = work.event.actor
             self.tag = work.event.tag
             self.event_type = work.event.actor.event_type
+            self.kind = self.event_type.kind
         else:
             self.actor = None
             self.tag = ""
             self.event_type = EventType.TASK
-        self.kind = self.event_type.kind
+            self.kind = _TASK_KIND
         self.group = None
         self.scratch = None
         self.depends_on = depends_on

@@ -317,7 +317,8 @@ class GroupRun:
         if observers is not None:
             item.group = self.info
             observers.on_item_end(item, result)
-        self.publisher.item_ended(self.group, item, result)
+        if self.publisher.bus._subscriptions:  # checked here: once per item, usually empty
+            self.publisher.item_ended(self.group, item, result)
         item.task = None
         item.scope = None
         if item.work_kind is not WorkKind.INVOCATION:
