@@ -49,7 +49,7 @@ class ParallelExecutionManager:
         name = name or "parallel"
         parent = current_scope.get() or state.root_scope
         address = parent.child_address(name)
-        self.group = ParallelEventGroup(
+        self.group = ParallelEventGroup.trusted(
             group_id=_group_id(address),
             name=name,
             address=address,
