@@ -266,7 +266,7 @@ async def test_an_item_waiting_for_its_own_group_is_refused(state: ExecutionStat
     async with asyncio.timeout(5):
         (result,) = await p.gather()
     assert result.error_type == "RuntimeError"
-    assert "waits for its own group" in (result.error_message or "")
+    assert "waits for that group, which would never end" in (result.error_message or "")
 
 
 async def test_leaving_the_block_raises_what_the_group_decided_at_its_start(
@@ -324,3 +324,26 @@ async def test_an_event_whose_handler_raises_an_unprintable_error_returns_a_resu
     event = ExecutionEvent(actor=Tool(name="broken", input_model=Numbers, handler=broken))
     result = await event({"x": 1}, None, state)  # documented never to raise
     assert not result.ok and result.error_type == "UnprintableError"
+
+
+@pytest.mark.parametrize("how", ["task", "gather", "nested"])
+async def test_an_item_waiting_for_its_own_group_through_a_task_is_refused(
+    state: ExecutionState, how: str
+) -> None:
+    p = state.parallel(name="outer")
+
+    async def waits_for_its_group() -> None:
+        if how == "task":
+            await asyncio.create_task(p.gather())
+        elif how == "gather":
+            await asyncio.gather(p.gather())
+        else:  # from an item of a nested group
+            async with state.parallel(name="inner") as inner:
+                inner.add(p.gather)
+            (inner_result,) = await inner.gather()
+            inner_result.unwrap()  # raises the RuntimeError the nested item got
+
+    p.add(waits_for_its_group)
+    async with asyncio.timeout(5):
+        (result,) = await p.gather()
+    assert not result.ok

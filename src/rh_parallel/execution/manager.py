@@ -72,6 +72,7 @@ class ParallelExecutionManager:
         self._has_dependencies = False
         self._closed = False  # started, or abandoned before it started: add() is refused
         self._delivered = False  # gather() or stream() handed out the outcome
+        self._inside = address + "/"  # the address prefix of code running inside its items
         if parent.children is not None:
             parent.children.append(self)  # a nested group ends with the item that opened it
 
@@ -195,10 +196,12 @@ class ParallelExecutionManager:
     async def _wait(self, event: asyncio.Event) -> None:
         """Wait for ``event`` (the end, or progress), lending the caller's global slot
         meanwhile; a cancelled wait stops the group and returns once it has ended."""
-        if asyncio.current_task() in self._run.running_tasks:
+        scope = current_scope.get()
+        if scope is not None and scope.address.startswith(self._inside):
             raise RuntimeError(
-                f"an item of group {self.group.name!r} waits for its own group, which would "
-                "never end; read other items' results with depends_on=[...] and p.result_of()"
+                f"code of an item of group {self.group.name!r} (or of a task it started) waits "
+                "for that group, which would never end; read other items' results with "
+                "depends_on=[...] and p.result_of()"
             )
         async with Loan():
             try:

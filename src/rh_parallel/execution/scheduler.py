@@ -87,11 +87,6 @@ class GroupRun:
         return self._abort
 
     @property
-    def running_tasks(self) -> dict[asyncio.Task[None], Item]:
-        """The tasks of the items running now."""
-        return self._running
-
-    @property
     def started(self) -> bool:
         return self._loop is not None
 
