@@ -100,8 +100,8 @@ async def _close_children(item: Item) -> None:
 async def run_attempts(host: AttemptHost, item: Item) -> ExecutionResult:
     """Run ``item``'s attempts and return its result; never raises for the item's own failure.
 
-    A BaseException that is not an Exception (KeyboardInterrupt, SystemExit, ...) is recorded as
-    a failed result and re-raised for the scheduler, which stops the group.
+    A BaseException that is not an Exception (KeyboardInterrupt, SystemExit, ...) propagates:
+    the scheduler records it as the item's failure and stops the group.
     """
     options = host.options
     retry = options.retry
