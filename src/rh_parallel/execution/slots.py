@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 
 from rh_parallel.runtime.scope import Lease, current_scope
@@ -34,21 +35,19 @@ def _wake_first(waiters: deque[asyncio.Future[None]]) -> bool:
     return False
 
 
-async def _wait_for_handoff(waiters: deque[asyncio.Future[None]]) -> None:
-    """Queue up for a slot; raises ``_HandedOver`` when one arrived just as the wait was
-    cancelled, so the caller gives it back before the cancellation goes on."""
+async def _wait_for_handoff(
+    waiters: deque[asyncio.Future[None]], give_back: Callable[[], object]
+) -> None:
+    """Queue up for a slot. A slot handed over just as the wait is cancelled is given back
+    with ``give_back()`` before the cancellation goes on, so no slot is lost."""
     waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     waiters.append(waiter)
     try:
         await waiter
     except asyncio.CancelledError:
         if waiter.done() and not waiter.cancelled():
-            raise _HandedOver from None
+            give_back()
         raise
-
-
-class _HandedOver(Exception):
-    """A slot reached a waiter that was cancelled in the same step: the caller gives it back."""
 
 
 class GroupSlots:
@@ -83,11 +82,7 @@ class GroupSlots:
         if self.free > 0:
             self.free -= 1
             return
-        try:
-            await _wait_for_handoff(self._waiters)
-        except _HandedOver:
-            self.give_back()
-            raise asyncio.CancelledError from None
+        await _wait_for_handoff(self._waiters, self.give_back)
 
 
 class GlobalLimiter:
@@ -120,11 +115,7 @@ class GlobalLimiter:
         if self.free > 0 and not self._waiters:
             self.free -= 1
             return
-        try:
-            await _wait_for_handoff(self._waiters)
-        except _HandedOver:
-            self.release()
-            raise asyncio.CancelledError from None
+        await _wait_for_handoff(self._waiters, self.release)
 
     def release(self) -> None:
         if not _wake_first(self._waiters):
