@@ -14,6 +14,7 @@ __all__ = [
     "FailureThresholdExceeded",
     "GroupTimeoutError",
     "RhParallelError",
+    "StoreError",
 ]
 
 
@@ -59,3 +60,12 @@ class DependencyFailedError(RhParallelError):
         self.item = item
         self.dependency = dependency
         self.dependency_status = dependency_status
+
+
+class StoreError(RhParallelError):
+    """A run store or cache cannot be used: its path cannot be opened or written, or the file
+    is not an rh-parallel store (it is never overwritten then)."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
