@@ -98,7 +98,7 @@ def render(mode: str, concurrent: bool = False, **printer_options: Any) -> str:
         printer = ParallelEventPrinter(mode, file=out, **options)
         bus = EventBus()
         bus.subscribe(lambda record: printer(fixed(record)))
-        state = ExecutionState(event_bus=bus, observers=[])
+        state = ExecutionState(event_bus=bus, observers=[], run_id="golden")
         await scenario(state, concurrent)
         await bus.aclose()
         return out.getvalue()

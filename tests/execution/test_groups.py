@@ -197,9 +197,9 @@ async def test_no_record_is_built_without_subscribers(
     assert built == []  # neither item nor group records were made for nobody
 
 
-async def test_group_ids_are_deterministic_and_distinct() -> None:
-    async def program() -> list[str]:
-        state = ExecutionState(observers=[])
+async def test_group_ids_are_stable_within_a_run_id_and_distinct_between_runs() -> None:
+    async def program(run_id: str | None) -> list[str]:
+        state = ExecutionState(observers=[], run_id=run_id)
         ids = []
         for _ in range(2):
             async with state.parallel(name="batch") as p:
@@ -210,9 +210,11 @@ async def test_group_ids_are_deterministic_and_distinct() -> None:
         ids.append(q.group.group_id)
         return ids
 
-    first, second = await program(), await program()
-    assert first == second
+    first, resumed = await program("run-1"), await program("run-1")
+    assert first == resumed  # a resumed run gets the same ids
     assert len(set(first)) == 3
+    other, fresh = await program("run-2"), await program(None)
+    assert not set(first) & set(other) and not set(first) & set(fresh)
 
 
 async def test_unnamed_group_is_called_parallel(state: ExecutionState) -> None:

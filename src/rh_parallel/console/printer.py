@@ -145,6 +145,7 @@ class ParallelEventPrinter:
             totals.duration += group.duration or 0.0
         return {
             "event": "group_start" if starting else "group_end",
+            "run_id": group.run_id,
             "status": group.status.value,
             "group_id": group.group_id,
             "group_name": group.name,
@@ -154,6 +155,8 @@ class ParallelEventPrinter:
             "completed": group.completed,
             "failed": group.failed,
             "cancelled": group.cancelled,
+            "recovered": group.recovered,
+            "cached": group.cached,
             "retries": group.retries,
             "duration": group.duration,
             "max_workers": group.max_workers,
@@ -173,6 +176,7 @@ class ParallelEventPrinter:
                 view.done += 1
         return {
             "event": "item" if record.is_parallel else "event",
+            "run_id": record.run_id,
             "status": status,
             "name": name,
             "actor": record.actor.name,
@@ -187,6 +191,7 @@ class ParallelEventPrinter:
             "queue_time": record.queue_time,
             "error_type": record.error_type,
             "message": record.message,
+            "cached": record.cached or None,
             "trace_id": record.trace_id,
             "span_id": record.span_id,
             "timestamp": record.timestamp,
@@ -202,7 +207,7 @@ class ParallelEventPrinter:
         else:
             totals = self._sequential
             totals.items += 1
-            totals.completed += status == "completed"
+            totals.completed += status in ("completed", "recovered")
             totals.failed += status not in ("completed", "cancelled", "recovered")
         seconds = record.execution_time or 0.0
         slowest = totals.slowest

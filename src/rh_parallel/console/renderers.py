@@ -29,6 +29,7 @@ EventDict = MutableMapping[str, Any]
 
 EVENT_KEYS = (
     "event",
+    "run_id",
     "status",
     "name",
     "actor",
@@ -43,6 +44,7 @@ EVENT_KEYS = (
     "queue_time",
     "error_type",
     "message",
+    "cached",
     "trace_id",
     "span_id",
     "timestamp",
@@ -53,6 +55,7 @@ EVENT_KEYS = (
     "completed",
     "failed",
     "cancelled",
+    "recovered",
     "retries",
     "duration",
     "max_workers",
@@ -78,7 +81,9 @@ class _Base:
             str(event["name"]),
             style.paint(f"[{status.upper()}]", status),
         ]
-        if status in _TERMINAL and event.get("execution_time") is not None:
+        if event.get("cached"):
+            parts.append(style.paint("(cached)", "dim"))
+        elif status in _TERMINAL and event.get("execution_time") is not None:
             parts.append(f"({duration(event['execution_time'])})")
         if status == "retrying" and event.get("message"):
             parts.append(style.paint(str(event["message"]), "dim"))
@@ -125,7 +130,13 @@ class _Base:
         return f"{line} ({duration(event.get('duration'))}) {style.dot} {self.counts(event)}"
 
     def counts(self, event: EventDict) -> str:
-        text = f"{event['completed']} completed, {event['failed']} failed"
+        text = f"{event['completed']} completed"
+        reused = [
+            f"{event[key]} {key}" for key in ("recovered", "cached") if event.get(key)
+        ]
+        if reused:
+            text += f" ({', '.join(reused)})"
+        text += f", {event['failed']} failed"
         if event.get("cancelled"):
             text += f", {event['cancelled']} cancelled"
         if event.get("retries"):

@@ -74,6 +74,7 @@ def _completed(item: Item, group_id: str, value: Any) -> ExecutionResult:
             "attempts": item.attempts,
             "execution_time": item.execution_time,
             "queue_time": item.queue_time,
+            "cached": False,
         }
     )
 

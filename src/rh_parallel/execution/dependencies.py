@@ -77,7 +77,7 @@ def released_by(item: Item, ok: bool) -> tuple[list[Item], list[Item]]:
     ready: list[Item] = []
     skipped: list[Item] = []
     for dependent in item.dependents or ():
-        if dependent.result is not None:
+        if dependent.finishing:  # ended already (recalled, stopped): nothing to release
             continue
         if ok:
             dependent.pending -= 1

@@ -141,13 +141,16 @@ class Item(ItemInfo):
     __slots__ = (
         "args",
         "began",
+        "cache_key",
         "dependents",
         "depends_on",
         "execution_time",
         "explicit_name",
         "finishing",
+        "fingerprint",
         "holds_slot",
         "lease",
+        "leads",
         "pending",
         "permit",
         "queued_at",
@@ -168,8 +171,10 @@ class Item(ItemInfo):
         kind: WorkKind,
         explicit_name: str | None,
         depends_on: tuple[str | int, ...],
+        run_id: str | None = None,
     ) -> None:
         self.index = index
+        self.run_id = run_id
         self.work: object = work
         self.args = args
         self.work_kind = kind
@@ -210,6 +215,9 @@ class Item(ItemInfo):
         self.permit: BreakerPermit | None = None
         self.lease: GlobalLease | None = None
         self.scope: Scope | None = None
+        self.cache_key: str | None = None
+        self.fingerprint: str | None = None
+        self.leads = False  # it leads the flight of its cache key (single flight)
 
     def make_attempt(self, attempt: int) -> Awaitable[Any]:
         """The awaitable for attempt number ``attempt`` (1-based)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -11,22 +10,20 @@ from typing import TYPE_CHECKING, Any
 from rh_parallel.execution import dependencies
 from rh_parallel.execution.items import Item, WorkKind, check_work, close_work
 from rh_parallel.execution.options import GroupOptions
+from rh_parallel.execution.recall import user_cache_key
 from rh_parallel.execution.scheduler import GroupRun
 from rh_parallel.execution.slots import Loan
 from rh_parallel.execution.stopping import shown_in_stream
 from rh_parallel.model.enums import GroupStatus, ResultStatus
 from rh_parallel.model.groups import ParallelEventGroup
 from rh_parallel.model.results import ExecutionResult
+from rh_parallel.runtime.runs import group_id
 from rh_parallel.runtime.scope import current_scope
 
 if TYPE_CHECKING:
     from rh_parallel.execution.state import ExecutionState
 
 __all__ = ["ParallelExecutionManager"]
-
-
-def _group_id(address: str) -> str:
-    return "grp-" + hashlib.blake2b(address.encode(), digest_size=8).hexdigest()
 
 
 class ParallelExecutionManager:
@@ -50,7 +47,8 @@ class ParallelExecutionManager:
         parent = current_scope.get() or state.root_scope
         address = parent.child_address(name)
         self.group = ParallelEventGroup.trusted(
-            group_id=_group_id(address),
+            group_id=group_id(state.run_id, address),
+            run_id=state.run_id,
             name=name,
             address=address,
             parent_group_id=parent.group_id,
@@ -66,11 +64,13 @@ class ParallelExecutionManager:
             state.publisher,
             state.global_limiter,
             parent.depth,
+            state.recall,
         )
         self._names: dict[str, int] = {}
         self._coroutines: set[int] = set()
         self._has_dependencies = False
         self._closed = False  # started, or abandoned before it started: add() is refused
+        self._cancel_early = False  # cancel() came while the start looked items up
         self._delivered = False  # gather() or stream() handed out the outcome
         self._inside = address + "/"  # the address prefix of code running inside its items
         if parent.children is not None:
@@ -83,13 +83,15 @@ class ParallelExecutionManager:
         *args: Any,
         name: str | None = None,
         depends_on: Any = None,
+        cache_key: str | None = None,
     ) -> int:
         """Add work and return its index: ``add(work, *args)`` or ``add(name, work, *args)``.
 
         ``work`` is a coroutine, an event invocation, any awaitable, or a function called with
         ``*args`` on each attempt (an ``async def`` on the loop, a plain ``def`` in a worker
         thread): ``p.add(fetch, url)`` binds ``url`` now and can be retried. Keywords:
-        ``name`` (unique in the group) and ``depends_on`` (names or indices).
+        ``name`` (unique in the group), ``depends_on`` (names or indices) and ``cache_key``
+        (the state's cache serves work added with an equal key; ignored without a cache).
         """
         try:
             if args and isinstance(args[0], str):
@@ -120,6 +122,11 @@ class ParallelExecutionManager:
             if name is not None:
                 self._check_name(name, index)
             deps = () if depends_on is None else dependencies.check_references(depends_on)
+            if cache_key is not None and (not isinstance(cache_key, str) or not cache_key):
+                raise TypeError(
+                    f"cache_key={cache_key!r}: a cache key is a non-empty string that "
+                    "identifies the work and its input, e.g. f'summary:{doc_id}'"
+                )
         except BaseException:
             for arg in args:  # never awaited now; futures and tasks stay the caller's
                 if asyncio.iscoroutine(arg) and id(arg) not in self._coroutines:
@@ -134,7 +141,9 @@ class ParallelExecutionManager:
                 )
             self._coroutines.add(id(work))  # the items keep the objects alive meanwhile
         self._has_dependencies = self._has_dependencies or bool(deps)
-        item = Item(index, work, work_args, kind, name, deps)
+        item = Item(index, work, work_args, kind, name, deps, self.group.run_id)
+        if cache_key is not None and self._run.recall is not None:
+            item.cache_key = user_cache_key(cache_key)
         item.address = f"{self.group.address}/{index}:{item.name}"
         if name is not None:
             self._names[name] = index
@@ -157,7 +166,7 @@ class ParallelExecutionManager:
 
     # -- running --------------------------------------------------------------------------
 
-    def _start(self) -> None:
+    async def _start(self) -> None:
         run = self._run
         if self._closed:
             return
@@ -169,7 +178,17 @@ class ParallelExecutionManager:
             except ValueError as exc:
                 self._abandon(GroupStatus.FAILED, exc)
                 raise
-        run.start(self._state.current_item_info())
+        recalled = None
+        if run.recall is not None:
+            try:
+                recalled = await run.recall.prepare(self.group.address, self.group.group_id, run.items)
+            except BaseException as exc:  # cancelled while looking up: it never started
+                self._abandon(GroupStatus.CANCELLED, exc)
+                raise
+            if self._cancel_early:
+                self._abandon(GroupStatus.CANCELLED, asyncio.CancelledError("cancelled"))
+                return
+        run.start(self._state.current_item_info(), recalled)
 
     def _abandon(self, status: GroupStatus, error: BaseException) -> None:
         """End a group that never started: close its work, publish nothing."""
@@ -227,7 +246,7 @@ class ParallelExecutionManager:
 
     async def gather(self) -> list[ExecutionResult]:
         """Run the group (if it has not run) and return a new list of results in add order."""
-        self._start()
+        await self._start()
         if not self._run.done.is_set():
             await self._wait(self._run.done)
         return self._outcome()
@@ -248,7 +267,7 @@ class ParallelExecutionManager:
         ends (a nested group never outlives its item).
         """
         run = self._run
-        self._start()
+        await self._start()
         if run.progress is None:
             run.progress = asyncio.Event()
         position = 0
@@ -288,6 +307,8 @@ class ParallelExecutionManager:
         """Cancel every queued and running item; ``gather()`` then raises CancelledError."""
         if not self._closed:
             self._abandon(GroupStatus.CANCELLED, asyncio.CancelledError("cancelled before start"))
+        elif not self._run.started:
+            self._cancel_early = True  # its start is looking items up: abandoned after
         else:
             self._run.cancel()
 
@@ -302,7 +323,7 @@ class ParallelExecutionManager:
     ) -> None:
         run = self._run
         if exc_type is None:
-            self._start()
+            await self._start()
             if not run.done.is_set():
                 await self._wait(run.done)
             if not self._delivered:  # raise what gather() would, unless it was handed out
@@ -312,7 +333,7 @@ class ParallelExecutionManager:
             self._abandon(GroupStatus.CANCELLED, exc or asyncio.CancelledError())
             return
         if not run.done.is_set():
-            run.cancel()
+            self.cancel()
             try:
                 await run.wait_stopped()
             except asyncio.CancelledError:

@@ -78,10 +78,17 @@ class RecordPublisher:
     default, since inputs and outputs may hold what should not reach a log.
     """
 
-    __slots__ = ("_stand_ins", "bus", "capture_io", "max_io_chars")
+    __slots__ = ("_stand_ins", "bus", "capture_io", "max_io_chars", "run_id")
 
-    def __init__(self, bus: EventBus, capture_io: bool = False, max_io_chars: int = 200) -> None:
+    def __init__(
+        self,
+        bus: EventBus,
+        capture_io: bool = False,
+        max_io_chars: int = 200,
+        run_id: str | None = None,
+    ) -> None:
         self.bus = bus
+        self.run_id = run_id
         self.capture_io = capture_io
         self.max_io_chars = max_io_chars
         self._stand_ins: dict[str, BaseActor] = {}
@@ -118,6 +125,7 @@ class RecordPublisher:
             queue_time=item.queue_time,
             trace_id=None,
             span_id=None,
+            run_id=self.run_id,
             **fields,
         )
 
@@ -162,6 +170,7 @@ class RecordPublisher:
             "error_type": result.error_type,
             "message": result.error_message,
             "detail": detail,
+            "cached": result.cached,
         }
 
     # -- sequential events (run on their own, not as group items) --------------------------
@@ -178,6 +187,7 @@ class RecordPublisher:
                 "group_id": scope.group_id if scope is not None else None,
                 "trace_id": None,
                 "span_id": None,
+                "run_id": self.run_id,
                 **fields,
             }
         )

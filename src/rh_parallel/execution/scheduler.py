@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import time
 from collections import deque
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 from rh_parallel.exceptions import DependencyFailedError
 from rh_parallel.execution import dependencies, stopping
 from rh_parallel.execution.attempts import failed, run_attempts
+from rh_parallel.execution.recall import Recall, Recalled, followed_result
 from rh_parallel.execution.items import Item, WorkKind
 from rh_parallel.execution.slots import GlobalLease, GlobalLimiter, GroupSlots, Loan
 from rh_parallel.model.enums import GroupStatus, ResultStatus
@@ -36,7 +38,9 @@ if TYPE_CHECKING:
 
 __all__ = ["GroupRun"]
 
+logger = logging.getLogger("rh_parallel.store")
 _perf = time.perf_counter
+_RECOVERED = ResultStatus.RECOVERED
 
 
 class GroupRun:
@@ -50,8 +54,10 @@ class GroupRun:
         publisher: RecordPublisher,
         global_limiter: GlobalLimiter | None,
         depth: int,
+        recall: Recall | None = None,
     ) -> None:
         self.group = group
+        self.recall = recall
         self.options = options
         self.observers = observers
         self.publisher = publisher
@@ -80,6 +86,7 @@ class GroupRun:
         self._timer: asyncio.TimerHandle | None = None
         self._context: contextvars.Context | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._unkept_logged = False
 
     @property
     def aborted(self) -> BaseException | None:
@@ -92,8 +99,12 @@ class GroupRun:
 
     # -- starting -------------------------------------------------------------------------
 
-    def start(self, parent_item: ItemInfo | None) -> None:
-        """Publish the start and admit the first items; never awaits."""
+    def start(self, parent_item: ItemInfo | None, recalled: Recalled | None = None) -> None:
+        """Publish the start and admit the first items; never awaits.
+
+        ``recalled`` holds the results known before running (recovered or cached): those
+        items end at once, taking no slot.
+        """
         group = self.group
         total = len(self.items)
         self.results = [None] * total
@@ -113,12 +124,67 @@ class GroupRun:
             self.item_observers = chosen if chosen.observers else None
         self.publisher.group(group)
         now = _perf()
+        recall = self.recall
         for item in self.items:
             item.queued_at = now
+            if recall is not None:
+                result = recalled.get(item.index) if recalled is not None else None
+                if result is not None:
+                    item.close_unrun()
+                    self._queue_end(item, result)
+                    continue
+                if item.cache_key is not None and not self._take_flight(recall, item):
+                    continue  # it waits for a call of the same key, holding no slot
             if item.pending == 0:
                 self._ready.append(item)
+        if recall is not None and self.item_observers is not None:
+            self._count_cache_lookups(recalled or {})
         if self.options.timeout is not None:
             self._timer = self._loop.call_later(self.options.timeout, self._on_timeout)
+        self._settle()
+
+    def _take_flight(self, recall: Recall, item: Item) -> bool:
+        """Whether ``item`` runs (leading its key's flight, or on its own behind unmet
+        dependencies), rather than waiting for a call of the same key already in flight."""
+        key = item.cache_key
+        assert key is not None
+        if item.pending == 0:
+            if recall.flights.join(key, _Parked(self, item)):
+                return False
+            item.leads = True
+        else:
+            item.leads = recall.flights.lead(key)
+        return True
+
+    def _count_cache_lookups(self, recalled: Recalled) -> None:
+        hits = misses = 0
+        for item in self.items:
+            if item.cache_key is not None:
+                result = recalled.get(item.index)
+                if result is None:
+                    misses += 1
+                elif result.cached:
+                    hits += 1
+        if hits or misses:
+            assert self.item_observers is not None and self.info is not None
+            self.item_observers.on_cache_lookups(self.info, hits, misses)
+
+    def deliver(self, item: Item, leader: ExecutionResult) -> None:
+        """The call ``item`` waited for completed: ``item`` ends with its value."""
+        if item.finishing:
+            return
+        fields = {"index": item.index, "name": item.name, "group_id": self.group.group_id}
+        self._queue_end(item, followed_result(leader, fields))
+        self._settle()
+
+    def promote(self, item: Item) -> None:
+        """The call ``item`` waited for failed: ``item`` runs now, leading its key's flight."""
+        if item.finishing:
+            return
+        item.leads = True
+        item.queued_at = _perf()
+        if item.pending == 0:
+            self._ready.append(item)
         self._settle()
 
     # -- admission ------------------------------------------------------------------------
@@ -293,6 +359,10 @@ class GroupRun:
         status = result.status
         if result.ok:
             counters["completed"] += 1
+            if status is _RECOVERED:
+                counters["recovered"] += 1
+            elif result.cached:
+                counters["cached"] += 1
         elif status is ResultStatus.CANCELLED:
             counters["cancelled"] += 1
         else:
@@ -314,6 +384,8 @@ class GroupRun:
             observers.on_item_end(item, result)
         if self.publisher.bus._subscriptions:  # checked here: once per item, usually empty
             self.publisher.item_ended(self.group, item, result)
+        if self.recall is not None:
+            self._keep(self.recall, item, result)
         item.task = None
         item.scope = None
         if item.work_kind is not WorkKind.INVOCATION:
@@ -332,6 +404,30 @@ class GroupRun:
                 )
         if self.progress is not None:
             self.progress.set()
+
+    def _keep(self, recall: Recall, item: Item, result: ExecutionResult) -> None:
+        """Save a completed result, cache its value, and settle its key's flight."""
+        if item.leads:
+            item.leads = False
+            assert item.cache_key is not None
+            recall.flights.settle(item.cache_key, result)
+        if result.status is ResultStatus.COMPLETED:
+            problem = recall.keep(
+                self.group.address,
+                item.address,
+                item.name,
+                item.fingerprint,
+                item.cache_key,
+                item.actor,
+                result,
+            )
+            if problem is not None and not self._unkept_logged:
+                self._unkept_logged = True
+                logger.warning(
+                    "group %r: %s (further such items of this group are not logged)",
+                    self.group.name,
+                    problem,
+                )
 
     def _decide_stop(self) -> stopping.Stop | None:
         group_name = self.group.name
@@ -396,6 +492,8 @@ class GroupRun:
                 self._threshold,
                 self._abort,
             )
+        if self.recall is not None:
+            self.recall.flush()
         if self.info is not None:
             self.observers.on_group_end(self.info)
         self.publisher.group(group)
@@ -418,3 +516,23 @@ class GroupRun:
                     self.cancel()
         if interrupted:
             raise asyncio.CancelledError
+
+
+class _Parked:
+    """An item waiting for a call of its cache key that another item runs."""
+
+    __slots__ = ("item", "run")
+
+    def __init__(self, run: GroupRun, item: Item) -> None:
+        self.run = run
+        self.item = item
+
+    @property
+    def waiting(self) -> bool:
+        return not self.item.finishing
+
+    def deliver(self, leader: ExecutionResult) -> None:
+        self.run.deliver(self.item, leader)
+
+    def lead(self) -> None:
+        self.run.promote(self.item)

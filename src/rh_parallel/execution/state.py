@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, overload
@@ -11,6 +12,7 @@ from rh_parallel.execution.breaker import CircuitBreaker
 from rh_parallel.execution.items import close_work
 from rh_parallel.execution.manager import ParallelExecutionManager
 from rh_parallel.execution.options import GroupOptions
+from rh_parallel.execution.recall import Recall, followed_result
 from rh_parallel.execution.records import RecordPublisher
 from rh_parallel.execution.retry import RetryPolicy
 from rh_parallel.execution.slots import GlobalLimiter
@@ -19,9 +21,13 @@ from rh_parallel.model.events import EventInvocation
 from rh_parallel.model.results import ExecutionResult
 from rh_parallel.runtime.bus import EventBus
 from rh_parallel.runtime.observer import ExecutionObserver, ItemInfo, ObserverSet
+from rh_parallel.runtime.runs import check_run_id, new_run_id
 from rh_parallel.runtime.scope import Scope, current_scope
+from rh_parallel.store.protocols import ResultCache, RunStore
 
 __all__ = ["ExecutionState", "set_default_observers"]
+
+logger = logging.getLogger("rh_parallel.store")
 
 ObserversFactory = Callable[[], Sequence[ExecutionObserver]]
 _default_observers: ObserversFactory = tuple
@@ -41,6 +47,15 @@ class ExecutionState:
     ``global_max_workers`` bounds the items running at once across every group of this state;
     ``observers`` replaces the default observers (tracing and Prometheus metrics), ``[]`` runs
     with none; ``capture_io`` puts truncated results into records (off: results may be private).
+
+    ``run_id`` names the run (a fresh, time-sortable id when omitted): it is on every record
+    and span, and group ids derive from it. With a ``store`` (``rh_parallel.store``), completed
+    items are saved under it, and running the program again with the same ``run_id`` recovers
+    them instead of running them again. With a ``cache``, cacheable actors and items added with
+    ``cache_key=`` are served from it::
+
+        state = ExecutionState(store=SQLiteStore("runs.db"), run_id="ingest-2026-11-28",
+                               cache=SQLiteCache("cache.db", ttl=86_400))
     """
 
     def __init__(
@@ -51,6 +66,9 @@ class ExecutionState:
         observers: Iterable[ExecutionObserver] | None = None,
         capture_io: bool = False,
         max_io_chars: int = 200,
+        run_id: str | None = None,
+        store: RunStore | None = None,
+        cache: ResultCache | None = None,
     ) -> None:
         if global_max_workers is not None:
             if isinstance(global_max_workers, bool) or not isinstance(global_max_workers, int):
@@ -71,6 +89,24 @@ class ExecutionState:
             raise TypeError(f"max_io_chars takes an int >= 2, got {max_io_chars!r}")
         if max_io_chars < 2:
             raise ValueError(f"max_io_chars={max_io_chars} must be >= 2 (e.g. 200)")
+        if store is not None and not isinstance(store, RunStore):
+            raise TypeError(
+                f"store takes a run store such as rh_parallel.store.SQLiteStore('runs.db'), got "
+                f"{store!r}"
+            )
+        if cache is not None and not isinstance(cache, ResultCache):
+            raise TypeError(
+                f"cache takes a result cache such as rh_parallel.store.SQLiteCache('cache.db'), "
+                f"got {cache!r}"
+            )
+        self.run_id = new_run_id() if run_id is None else check_run_id(run_id)
+        self.store = store
+        self.cache = cache
+        self.recall = (
+            Recall(self.run_id, store, cache, fresh=run_id is None)
+            if store is not None or cache is not None
+            else None
+        )
         if observers is not None and not isinstance(observers, Iterable):
             raise TypeError(
                 f"observers takes a list of ExecutionObserver, got {observers!r}; [] runs with none"
@@ -90,7 +126,7 @@ class ExecutionState:
                     "rh_parallel.runtime.ExecutionObserver"
                 )
         self.observer_set = ObserverSet(chosen)
-        self.publisher = RecordPublisher(self.event_bus, capture_io, max_io_chars)
+        self.publisher = RecordPublisher(self.event_bus, capture_io, max_io_chars, self.run_id)
         self.root_scope = Scope("")
 
     @property
@@ -192,28 +228,83 @@ class ExecutionState:
         observers = self.observer_set
         info = None
         if observers:
-            info = ItemInfo(None, actor.name, address, actor.event_type, actor, None)
+            info = ItemInfo(None, actor.name, address, actor.event_type, actor, None, self.run_id)
             info.attempts = 1
         scope = Scope(
             address, parent.depth + 1, parent.group_id, parent.lease, info, parent.children
         )
         token = current_scope.set(scope)
         try:
-            if info is None:
-                return await self._run_body(invocation, address, None)
-            entered = observers.enter_item(info)
-            try:
-                observers.on_item_start(info)
-                return await self._run_body(invocation, address, info)
-            finally:
-                observers.exit_item(entered)
+            if self.recall is not None:
+                return await self._run_recalled(self.recall, invocation, parent.address, info)
+            return await self._run_observed(invocation, info)
         finally:
             current_scope.reset(token)
 
-    async def _run_body(
-        self, invocation: EventInvocation, address: str, info: ItemInfo | None
+    async def _run_observed(
+        self, invocation: EventInvocation, info: ItemInfo | None
     ) -> ExecutionResult:
+        if info is None:
+            return await self._run_body(invocation, None)
+        observers = self.observer_set
+        entered = observers.enter_item(info)
+        try:
+            observers.on_item_start(info)
+            return await self._run_body(invocation, info)
+        finally:
+            observers.exit_item(entered)
+
+    async def _run_recalled(
+        self, recall: Recall, invocation: EventInvocation, parent: str, info: ItemInfo | None
+    ) -> ExecutionResult:
+        """Run a sequential event unless the store or the cache knows its result; save it."""
+        scope = current_scope.get()
+        assert scope is not None
+        address = scope.address
         event = invocation.event
+        known, fingerprint, key = await recall.prepare_event(invocation, parent, address)
+        if key is not None and info is not None:
+            hit = known is not None and known.cached
+            self.observer_set.on_cache_lookups(None, int(hit), int(not hit))
+        leads = False
+        if known is None and key is not None:
+            waiter = _Waiter(asyncio.get_running_loop().create_future())
+            if recall.flights.join(key, waiter):
+                leader = await waiter.future
+                if leader is not None:
+                    known = followed_result(leader, {"name": event.actor.name})
+            leads = known is None
+        if known is not None:
+            if info is not None:
+                info.attempts = 0  # it does not run
+                self.observer_set.on_item_end(info, known)
+            if self.publisher.bus.has_subscribers:
+                self.publisher.event_ended(event, address, known)
+            if known.status is ResultStatus.RECOVERED or recall.store is None:
+                return known
+            result = known
+        else:
+            ran: ExecutionResult | None = None
+            try:
+                ran = await self._run_observed(invocation, info)
+            finally:
+                if leads:
+                    assert key is not None
+                    recall.flights.settle(key, ran or _NOT_RUN)
+            result = ran
+        if result.status is ResultStatus.COMPLETED:
+            problem = recall.keep(
+                parent, address, event.actor.name, fingerprint, key, event.actor, result
+            )
+            if problem is not None:
+                logger.warning("event %r: %s", event.actor.name, problem)
+        return result
+
+    async def _run_body(self, invocation: EventInvocation, info: ItemInfo | None) -> ExecutionResult:
+        event = invocation.event
+        scope = current_scope.get()
+        assert scope is not None
+        address = scope.address
         publisher = self.publisher
         if publisher.bus.has_subscribers:
             publisher.event_started(event, address)
@@ -238,11 +329,45 @@ class ExecutionState:
         return result
 
     async def aclose(self) -> None:
-        """Deliver every queued record and stop the bus's dispatchers."""
+        """Deliver every queued record, stop the bus's dispatchers, and wait until the store
+        and the cache have committed what they queued (they stay open: the caller owns them)."""
         await self.event_bus.aclose()
+        for backend in (self.store, self.cache):
+            if backend is None:
+                continue
+            try:
+                if backend.blocking:
+                    await asyncio.get_running_loop().run_in_executor(None, backend.sync)
+                else:
+                    backend.sync()
+            except Exception:
+                logger.warning("could not commit %r; ignored", backend, exc_info=True)
 
     async def __aenter__(self) -> ExecutionState:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+_NOT_RUN = ExecutionResult.failure(None, ResultStatus.CANCELLED)
+"""What the followers of a sequential event that raised instead of ending learn."""
+
+
+class _Waiter:
+    """A sequential event waiting for a call of its cache key that another one runs."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[ExecutionResult | None]) -> None:
+        self.future = future
+
+    @property
+    def waiting(self) -> bool:
+        return not self.future.done()
+
+    def deliver(self, leader: ExecutionResult) -> None:
+        self.future.set_result(leader)
+
+    def lead(self) -> None:
+        self.future.set_result(None)

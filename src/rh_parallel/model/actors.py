@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rh_parallel.model.enums import EventType
 
@@ -21,6 +22,8 @@ class BaseActor(BaseModel):
     ``handler`` is ``async def handler(input_data, extra_context, state)``; ``input_data`` is
     validated against ``input_model`` (a dict or an instance is accepted) and, when
     ``output_model`` is given, the handler's return value is validated against it.
+    ``cacheable=True`` lets the state's cache serve calls with an equal input (for
+    ``cache_ttl`` seconds, or the cache's default): use it for pure calls only.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
@@ -31,6 +34,18 @@ class BaseActor(BaseModel):
     handler: Handler
     output_model: type[BaseModel] | None = None
     event_type: EventType = EventType.TASK
+    cacheable: bool = False
+    cache_ttl: float | None = None
+
+    @field_validator("cache_ttl")
+    @classmethod
+    def _finite_ttl(cls, ttl: float | None) -> float | None:
+        if ttl is not None and not (0 < ttl < math.inf):
+            raise ValueError(
+                f"cache_ttl={ttl!r} must be a finite number of seconds > 0, or None for the "
+                "cache's own default"
+            )
+        return ttl
 
     def validate_input(self, input_data: Any) -> Any:
         """Coerce ``input_data`` to ``input_model`` (instances pass through untouched)."""

@@ -27,7 +27,8 @@ class ExecutionEvent(BaseModel):
     returns an :class:`ExecutionResult` (a handler exception gives ``ok=False``, it does not
     raise). Each invocation works on its own copy, so one event can run many times at once.
     The parallel fields (``group_id``, ``parallel_index``, ``is_parallel``, ``item_name``) are
-    filled in on the records an event publishes while it runs as a group item.
+    filled in on the records an event publishes while it runs as a group item. ``run_id`` is
+    the run's id on every record; ``cached`` marks a record of a value served by the cache.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -47,6 +48,8 @@ class ExecutionEvent(BaseModel):
     parallel_index: int | None = None
     is_parallel: bool = False
     item_name: str | None = None
+    run_id: str | None = None
+    cached: bool = False
     trace_id: str | None = None
     span_id: str | None = None
 

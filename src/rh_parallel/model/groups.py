@@ -26,11 +26,14 @@ class ParallelEventGroup(BaseModel):
 
     Once the group has ended, ``completed + failed + cancelled == total``: ``completed`` counts
     ok results, ``cancelled`` the cancelled ones and ``failed`` every other status (failed,
-    timed_out, rejected, skipped). ``group_id`` is derived from the parent address, the name
-    and the group's ordinal there, so a replayed run gets the same ids.
+    timed_out, rejected, skipped); ``recovered`` and ``cached`` count the completed items whose
+    value came from the run store or the cache. ``group_id`` is derived from the run id and the
+    group's address (its parent, name and ordinal there), so a resumed run gets the same ids and
+    another run different ones.
     """
 
     group_id: str
+    run_id: str | None = None
     name: str = "parallel"
     address: str = ""
     parent_group_id: str | None = None
@@ -40,6 +43,8 @@ class ParallelEventGroup(BaseModel):
     completed: int = 0
     failed: int = 0
     cancelled: int = 0
+    recovered: int = 0
+    cached: int = 0
     retries: int = 0
     status: GroupStatus = GroupStatus.PENDING
     start_time: float | None = None

@@ -17,7 +17,9 @@ class ExecutionResult(BaseModel):
     ``ok`` is the one flag to test; ``status`` says how it ended; ``error`` is the exception
     object itself (never serialized), ``error_type`` and ``error_message`` its printable form.
     ``execution_time`` counts seconds spent running (all attempts), ``queue_time`` seconds spent
-    waiting for a worker slot.
+    waiting for a worker slot. ``cached`` is true for a value served by the state's cache;
+    status ``recovered`` marks a value saved by an earlier run under the same run id (its
+    ``attempts`` and ``execution_time`` are those of the run that computed it).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -34,6 +36,7 @@ class ExecutionResult(BaseModel):
     attempts: int = 1
     execution_time: float = 0.0
     queue_time: float = 0.0
+    cached: bool = False
 
     @classmethod
     def build(cls, fields: dict[str, Any]) -> ExecutionResult:

@@ -51,6 +51,7 @@ class ItemInfo:
         "kind",
         "name",
         "queue_time",
+        "run_id",
         "scratch",
     )
 
@@ -62,6 +63,7 @@ class ItemInfo:
         event_type: EventType,
         actor: BaseActor | None,
         group: GroupInfo | None,
+        run_id: str | None = None,
     ) -> None:
         self.index = index
         self.name = name
@@ -70,6 +72,7 @@ class ItemInfo:
         self.kind = event_type.kind  # ``agent``, ``tool``, ``llm`` or ``task`` (metric label)
         self.actor = actor
         self.group = group
+        self.run_id = run_id
         self.attempts = 0
         self.queue_time = 0.0
         self.scratch: dict[object, Any] | None = None
@@ -113,6 +116,10 @@ class ExecutionObserver:
     def on_breaker_rejection(self, breaker: str) -> None:
         """A circuit breaker rejected a call."""
 
+    def on_cache_lookups(self, group: GroupInfo | None, hits: int, misses: int) -> None:
+        """Items (of ``group``, or a sequential event when ``None``) looked up in the state's
+        cache before running: ``hits`` were served from it, ``misses`` run."""
+
 
 def _log_failure(observer: ExecutionObserver, hook: str) -> None:
     logger.warning(
@@ -145,6 +152,7 @@ class ObserverSet:
                 "on_item_end",
                 "on_breaker_state",
                 "on_breaker_rejection",
+                "on_cache_lookups",
             )
         }
 
@@ -229,3 +237,6 @@ class ObserverSet:
 
     def on_breaker_rejection(self, breaker: str) -> None:
         self._notify("on_breaker_rejection", breaker)
+
+    def on_cache_lookups(self, group: GroupInfo | None, hits: int, misses: int) -> None:
+        self._notify("on_cache_lookups", group, hits, misses)

@@ -76,6 +76,11 @@ class RunStore(Protocol):
         """Commit what is queued soon, without waiting (the executor calls it at group end)."""
         ...
 
+    def sync(self) -> None:
+        """Commit everything queued and wait for it; the store stays open (the executor calls
+        it from a worker thread at ``ExecutionState.aclose()``)."""
+        ...
+
     def close(self) -> None:
         """Commit everything queued, wait for it, and release the backend (idempotent)."""
         ...
@@ -103,6 +108,10 @@ class ResultCache(Protocol):
         Encodes at once on the caller's thread (``TypeError`` when it cannot); a later
         ``get_many`` in this process sees it at once, even before a batched commit.
         """
+        ...
+
+    def sync(self) -> None:
+        """Commit everything queued and wait for it; the cache stays open."""
         ...
 
     def close(self) -> None:

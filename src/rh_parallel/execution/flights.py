@@ -1,0 +1,87 @@
+"""Single flight: concurrent misses of one cache key run once.
+
+The first item to miss a key leads its flight; the others follow it, holding no slot. When the
+leader ends ok, every follower still waiting gets its value; when it fails, the first follower
+still waiting takes the lead and runs. This module only decides who gets what; the scheduler
+acts on its answers.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from rh_parallel.model.results import ExecutionResult
+
+__all__ = ["Flights", "Follower"]
+
+
+class Follower(Protocol):
+    """One waiter on a flight (an item of some group, or a sequential event)."""
+
+    @property
+    def waiting(self) -> bool:
+        """Whether it still wants the value (its group may have ended it meanwhile)."""
+        ...
+
+    def deliver(self, leader: ExecutionResult) -> None:
+        """The call it waited for completed with ``leader``: take its value."""
+        ...
+
+    def lead(self) -> None:
+        """The call it waited for failed: run, leading the flight now."""
+        ...
+
+
+class Flights:
+    """The calls in flight, by cache key. Not thread-safe: used on the event loop only."""
+
+    __slots__ = ("_flights",)
+
+    def __init__(self) -> None:
+        self._flights: dict[str, deque[Follower]] = {}
+
+    def __len__(self) -> int:
+        return len(self._flights)
+
+    def lead(self, key: str) -> bool:
+        """Take the lead of ``key``'s flight: ``True`` unless another call leads it already."""
+        if key in self._flights:
+            return False
+        self._flights[key] = deque()
+        return True
+
+    def join(self, key: str, follower: Follower) -> bool:
+        """Follow ``key``'s flight (``True``), or lead a new one when there is none
+        (``False``: the caller runs)."""
+        followers = self._flights.get(key)
+        if followers is None:
+            self._flights[key] = deque()
+            return False
+        followers.append(follower)
+        return True
+
+    def settle(self, key: str, leader: ExecutionResult) -> None:
+        """The leader of ``key`` ended with ``leader``: hand its followers what follows."""
+        delivered, promoted = self.land(key, leader.ok)
+        for follower in delivered:
+            follower.deliver(leader)
+        if promoted is not None:
+            promoted.lead()
+
+    def land(self, key: str, ok: bool) -> tuple[list[Follower], Follower | None]:
+        """The leader of ``key`` ended: the followers that get its value (when ``ok``), or
+        the follower that leads now (when not; ``None`` when nobody waits any more)."""
+        followers = self._flights.get(key)
+        if followers is None:
+            return [], None
+        if ok:
+            del self._flights[key]
+            return [f for f in followers if f.waiting], None
+        while followers:
+            follower = followers.popleft()
+            if follower.waiting:
+                return [], follower  # the flight stays, led by this follower
+        del self._flights[key]
+        return [], None
