@@ -86,7 +86,7 @@ def test_json_keeps_nan_inside_a_model() -> None:
     ("value", "type_name"),
     [
         (Opaque(1), "Opaque"),
-        ({"nested": [Opaque(2)]}, "dict"),
+        ({"nested": [Opaque(2)]}, "Opaque"),  # the pydantic error inside names it
         (threading.Lock(), "lock"),
         (lambda: 1, "function"),
     ],
@@ -136,3 +136,22 @@ def test_unknown_serializers_are_refused(bad: Any) -> None:
 def test_known_serializers_pass() -> None:
     assert check_serializer("json") == "json"
     assert check_serializer("pickle") == "pickle"
+
+
+@dataclass
+class Holder:
+    ratio: float
+    doc: Doc
+
+
+def test_json_keeps_nan_in_models_nested_anywhere() -> None:
+    value = {
+        "docs": [Doc(title="a", tags=(), score=math.inf)],
+        "holder": Holder(math.nan, Doc(title="b", tags=(), score=-math.inf)),
+        "none": None,
+    }
+    back = json_round_trip(value)
+    assert back["docs"][0]["score"] == math.inf
+    assert math.isnan(back["holder"]["ratio"])
+    assert back["holder"]["doc"]["score"] == -math.inf
+    assert back["none"] is None

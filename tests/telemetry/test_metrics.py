@@ -30,6 +30,7 @@ TYPES = {
     "rh_parallel_retries": "counter",
     "rh_parallel_circuit_state": "gauge",
     "rh_parallel_circuit_rejections": "counter",
+    "rh_parallel_cache_requests": "counter",
 }
 
 

@@ -131,9 +131,7 @@ class _Base:
 
     def counts(self, event: EventDict) -> str:
         text = f"{event['completed']} completed"
-        reused = [
-            f"{event[key]} {key}" for key in ("recovered", "cached") if event.get(key)
-        ]
+        reused = [f"{event[key]} {key}" for key in ("recovered", "cached") if event.get(key)]
         if reused:
             text += f" ({', '.join(reused)})"
         text += f", {event['failed']} failed"

@@ -181,7 +181,9 @@ class ParallelExecutionManager:
         recalled = None
         if run.recall is not None:
             try:
-                recalled = await run.recall.prepare(self.group.address, self.group.group_id, run.items)
+                recalled = await run.recall.prepare(
+                    self.group.address, self.group.group_id, run.items
+                )
             except BaseException as exc:  # cancelled while looking up: it never started
                 self._abandon(GroupStatus.CANCELLED, exc)
                 raise

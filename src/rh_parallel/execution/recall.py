@@ -80,7 +80,9 @@ def identify(
         if data is None:
             return None, None
         basis = f"event\0{actor.name}\0{data}"
-        return _digest(basis), (_digest("actor\0" + basis) if cacheable and actor.cacheable else None)
+        return _digest(basis), (
+            _digest("actor\0" + basis) if cacheable and actor.cacheable else None
+        )
     if kind in (WorkKind.ASYNC_CALL, WorkKind.SYNC_CALL):
         target: Any = work
         extra: list[Any] = []
@@ -141,7 +143,9 @@ class Recall:
         for item in items:
             found = saved.get(item.address)
             if found is not None:
-                result = self.recovered(item.actor, found, item.fingerprint, _fields(item, group_id))
+                result = self.recovered(
+                    item.actor, found, item.fingerprint, _fields(item, group_id)
+                )
                 if result is not None:
                     recalled[item.index] = result
                     continue
@@ -183,7 +187,9 @@ class Recall:
         blocking = (wants_store and store is not None and store.blocking) or (
             bool(keys) and cache is not None and cache.blocking
         )
-        fetch = functools.partial(self._read, parent, keys if cache is not None else [], wants_store)
+        fetch = functools.partial(
+            self._read, parent, keys if cache is not None else [], wants_store
+        )
         if blocking:
             saved, hits = await asyncio.get_running_loop().run_in_executor(None, fetch)
         else:

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 from rh_parallel.exceptions import DependencyFailedError
 from rh_parallel.execution import dependencies, stopping
 from rh_parallel.execution.attempts import failed, run_attempts
-from rh_parallel.execution.recall import Recall, Recalled, followed_result
 from rh_parallel.execution.items import Item, WorkKind
+from rh_parallel.execution.recall import Recall, Recalled, followed_result
 from rh_parallel.execution.slots import GlobalLease, GlobalLimiter, GroupSlots, Loan
 from rh_parallel.model.enums import GroupStatus, ResultStatus
 from rh_parallel.model.groups import GroupError, ParallelEventGroup

@@ -300,7 +300,9 @@ class ExecutionState:
                 logger.warning("event %r: %s", event.actor.name, problem)
         return result
 
-    async def _run_body(self, invocation: EventInvocation, info: ItemInfo | None) -> ExecutionResult:
+    async def _run_body(
+        self, invocation: EventInvocation, info: ItemInfo | None
+    ) -> ExecutionResult:
         event = invocation.event
         scope = current_scope.get()
         assert scope is not None

@@ -28,8 +28,7 @@ def check_run_id(run_id: object) -> str:
     """``run_id`` if it is a usable run id; a TypeError or ValueError naming the fix if not."""
     if not isinstance(run_id, str):
         raise TypeError(
-            f"run_id={run_id!r} takes a string (e.g. 'ingest-2026-11-28'), or None for a "
-            "fresh one"
+            f"run_id={run_id!r} takes a string (e.g. 'ingest-2026-11-28'), or None for a fresh one"
         )
     if not run_id or len(run_id) > MAX_RUN_ID_LENGTH or not run_id.isprintable():
         raise ValueError(

@@ -4,7 +4,8 @@
 data (dicts, lists, tuples, str, numbers, ``None``, datetimes, UUIDs, enums, ...) can be
 stored; what comes back is plain data (a model comes back as a dict, a tuple as a list).
 NaN and infinities are written as the JavaScript constants ``NaN`` / ``Infinity`` that
-:func:`json.loads` reads back as floats. A value of any other type is refused with a
+:func:`json.loads` reads back as floats, also inside a pydantic model (whose own JSON would
+write ``null`` for them). A value of any other type is refused with a
 ``TypeError`` naming the type, never stored half-way.
 
 ``"pickle"`` keeps Python types exactly but executes code when loading: only use it for a
@@ -17,7 +18,7 @@ import json
 import pickle
 from typing import Any
 
-from pydantic_core import to_json
+from pydantic_core import to_json, to_jsonable_python
 
 from rh_parallel.store.protocols import Serializer
 
@@ -39,7 +40,15 @@ def encode(value: Any, serializer: Serializer) -> bytes:
     """``value`` as bytes; ``TypeError`` naming its type when it cannot be encoded."""
     if serializer == "json":
         try:
-            return to_json(value, inf_nan_mode="constants")
+            data = to_json(value, inf_nan_mode="constants")
+            if b"null" in data:
+                # maybe a NaN or an infinity in a model: a model writes those with its own
+                # ``ser_json_inf_nan`` (``null`` by default) but keeps them as floats in a
+                # JSON-able Python dump, which is then written with the constants
+                data = to_json(
+                    to_jsonable_python(value, inf_nan_mode="constants"), inf_nan_mode="constants"
+                )
+            return data
         except Exception as exc:
             raise TypeError(
                 f"a value of type {type(value).__name__} cannot be stored as JSON ({exc}); "
@@ -60,7 +69,8 @@ def encode(value: Any, serializer: Serializer) -> bytes:
 def decode(data: bytes, serializer: Serializer) -> Any:
     """The value ``data`` was encoded from (plain data for ``"json"``).
 
-    Raises ``ValueError`` when ``data`` is not valid for ``serializer``.
+    Raises ``ValueError`` (or, for pickle, whatever unpickling raises) when ``data`` cannot
+    be decoded.
     """
     if serializer == "json":
         return json.loads(data)

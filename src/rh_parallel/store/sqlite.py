@@ -204,7 +204,7 @@ def _write_cache(
             with lock:
                 for key, entry in puts:
                     if overlay.get(key) is entry:
-                        del overlay[key]
+                        pass
                 for key, _ in expired:
                     expiring.discard(key)
 

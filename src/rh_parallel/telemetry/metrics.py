@@ -58,6 +58,7 @@ METRIC_NAMES = (
     "rh_parallel_retries_total",
     "rh_parallel_circuit_state",
     "rh_parallel_circuit_rejections_total",
+    "rh_parallel_cache_requests_total",
 )
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 WAIT_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0)
@@ -144,6 +145,7 @@ class _Series:
     """Every sample of one ``group`` label value, resolved once per group."""
 
     __slots__ = (
+        "cache",
         "events",
         "group_duration",
         "in_flight",
@@ -161,6 +163,7 @@ class _Series:
         self.group_duration = _Histogram(DURATION_BUCKETS)
         self.events: dict[tuple[str, str], _EventSeries] = {}
         self.retries: dict[str, int] = {}
+        self.cache: dict[str, int] | None = None  # lookups by result (hit, miss), once used
 
     def event(self, kind: str, outcome: str) -> _EventSeries:
         found = self.events.get((kind, outcome))
@@ -324,6 +327,16 @@ class MetricsObserver(ExecutionObserver, Collector):
             trace_id = _sampled_trace_id() if traced else None
             entry.durations.observe(result.execution_time, trace_id)
 
+    def on_cache_lookups(self, group: GroupInfo | None, hits: int, misses: int) -> None:
+        if group is None:
+            series = self.series(None)
+        else:
+            series = group.scratch.get(self) or self.series(group.group.name)
+        if series.cache is None:
+            series.cache = {"hit": 0, "miss": 0}
+        series.cache["hit"] += hits
+        series.cache["miss"] += misses
+
     def on_breaker_state(self, breaker: str, state: str) -> None:
         now = CircuitState(state)
         self.circuit_state[self.breaker_label(breaker, now)] = now.gauge_value
@@ -378,6 +391,11 @@ class MetricsObserver(ExecutionObserver, Collector):
         retries = CounterMetricFamily(
             "rh_parallel_retries", "Retried attempts.", labels=("kind", "group")
         )
+        cache = CounterMetricFamily(
+            "rh_parallel_cache_requests",
+            "Cache lookups of items and events before they ran, by result (hit, miss).",
+            labels=("result", "group"),
+        )
         for series in all_series:
             try:
                 label = self._label(series.label, "group")
@@ -388,6 +406,8 @@ class MetricsObserver(ExecutionObserver, Collector):
                     )
                 for kind, count in list(series.retries.items()):
                     retries.add_metric((kind, label), count)
+                for result, count in list((series.cache or {}).items()):
+                    cache.add_metric((result, label), count)
                 if label != NO_GROUP:
                     queue_wait.add_metric(
                         (label,), series.queue_wait.buckets(), series.queue_wait.total
@@ -434,6 +454,7 @@ class MetricsObserver(ExecutionObserver, Collector):
             retries,
             state,
             rejections,
+            cache,
         ]
 
 

@@ -73,6 +73,7 @@ class TracingObserver(ExecutionObserver):
             kind=SpanKind.INTERNAL,
             attributes={
                 "gen_ai.operation.name": "invoke_workflow",
+                "rh_parallel.run_id": model.run_id or "",
                 "rh_parallel.group_id": model.group_id,
                 "rh_parallel.group_name": model.name,
                 "rh_parallel.group_size": model.total,
@@ -122,6 +123,8 @@ class TracingObserver(ExecutionObserver):
             context = None
         operation = _OPERATIONS.get(item.event_type)
         attributes: dict[str, Any] = {"rh_parallel.address": item.address}
+        if item.run_id is not None:
+            attributes["rh_parallel.run_id"] = item.run_id
         if operation is not None:
             name = f"{operation[0]} {item.actor.name if item.actor else item.name}"
             attributes["gen_ai.operation.name"] = operation[0]
@@ -167,14 +170,18 @@ class TracingObserver(ExecutionObserver):
             span = self._start_item_span(item)
             if span is None:
                 return
-        if not result.ok:
+        if result.ok:
+            if result.status is ResultStatus.RECOVERED:
+                span.set_attribute("rh_parallel.recovered", True)
+            elif result.cached:
+                span.set_attribute("rh_parallel.cache_hit", True)
+        else:
             span.set_attributes(
                 {
                     "rh_parallel.attempts": result.attempts if item.attempts else 0,
                     "rh_parallel.status": result.status.value,
                 }
             )
-        if not result.ok:
             kind = error_type(result)
             span.set_attribute("error.type", kind)
             if result.status is ResultStatus.FAILED and result.error is not None:
