@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
 import time
 from collections import deque
 from typing import TYPE_CHECKING
@@ -23,8 +22,8 @@ from typing import TYPE_CHECKING
 from rh_parallel.exceptions import DependencyFailedError
 from rh_parallel.execution import dependencies, stopping
 from rh_parallel.execution.attempts import failed, run_attempts
+from rh_parallel.execution.group_recall import RecallingGroup
 from rh_parallel.execution.items import Item, WorkKind
-from rh_parallel.execution.recall import Recall, Recalled, followed_result
 from rh_parallel.execution.slots import GlobalLease, GlobalLimiter, GroupSlots, Loan
 from rh_parallel.model.enums import GroupStatus, ResultStatus
 from rh_parallel.model.groups import GroupError, ParallelEventGroup
@@ -34,16 +33,16 @@ from rh_parallel.runtime.scope import Scope, current_scope
 
 if TYPE_CHECKING:
     from rh_parallel.execution.options import GroupOptions
+    from rh_parallel.execution.recall import Recall, Recalled
     from rh_parallel.execution.records import RecordPublisher
 
 __all__ = ["GroupRun"]
 
-logger = logging.getLogger("rh_parallel.store")
 _perf = time.perf_counter
 _RECOVERED = ResultStatus.RECOVERED
 
 
-class GroupRun:
+class GroupRun(RecallingGroup):
     """Runs the items of one group under its options; see ParallelExecutionManager for the API."""
 
     def __init__(
@@ -141,50 +140,6 @@ class GroupRun:
             self._count_cache_lookups(recalled or {})
         if self.options.timeout is not None:
             self._timer = self._loop.call_later(self.options.timeout, self._on_timeout)
-        self._settle()
-
-    def _take_flight(self, recall: Recall, item: Item) -> bool:
-        """Whether ``item`` runs (leading its key's flight, or on its own behind unmet
-        dependencies), rather than waiting for a call of the same key already in flight."""
-        key = item.cache_key
-        assert key is not None
-        if item.pending == 0:
-            if recall.flights.join(key, _Parked(self, item)):
-                return False
-            item.leads = True
-        else:
-            item.leads = recall.flights.lead(key)
-        return True
-
-    def _count_cache_lookups(self, recalled: Recalled) -> None:
-        hits = misses = 0
-        for item in self.items:
-            if item.cache_key is not None:
-                result = recalled.get(item.index)
-                if result is None:
-                    misses += 1
-                elif result.cached:
-                    hits += 1
-        if hits or misses:
-            assert self.item_observers is not None and self.info is not None
-            self.item_observers.on_cache_lookups(self.info, hits, misses)
-
-    def deliver(self, item: Item, leader: ExecutionResult) -> None:
-        """The call ``item`` waited for completed: ``item`` ends with its value."""
-        if item.finishing:
-            return
-        fields = {"index": item.index, "name": item.name, "group_id": self.group.group_id}
-        self._queue_end(item, followed_result(leader, fields))
-        self._settle()
-
-    def promote(self, item: Item) -> None:
-        """The call ``item`` waited for failed: ``item`` runs now, leading its key's flight."""
-        if item.finishing:
-            return
-        item.leads = True
-        item.queued_at = _perf()
-        if item.pending == 0:
-            self._ready.append(item)
         self._settle()
 
     # -- admission ------------------------------------------------------------------------
@@ -405,30 +360,6 @@ class GroupRun:
         if self.progress is not None:
             self.progress.set()
 
-    def _keep(self, recall: Recall, item: Item, result: ExecutionResult) -> None:
-        """Save a completed result, cache its value, and settle its key's flight."""
-        if item.leads:
-            item.leads = False
-            assert item.cache_key is not None
-            recall.flights.settle(item.cache_key, result)
-        if result.status is ResultStatus.COMPLETED:
-            problem = recall.keep(
-                self.group.address,
-                item.address,
-                item.name,
-                item.fingerprint,
-                item.cache_key,
-                item.actor,
-                result,
-            )
-            if problem is not None and not self._unkept_logged:
-                self._unkept_logged = True
-                logger.warning(
-                    "group %r: %s (further such items of this group are not logged)",
-                    self.group.name,
-                    problem,
-                )
-
     def _decide_stop(self) -> stopping.Stop | None:
         group_name = self.group.name
         if self._abort is not None:
@@ -516,23 +447,3 @@ class GroupRun:
                     self.cancel()
         if interrupted:
             raise asyncio.CancelledError
-
-
-class _Parked:
-    """An item waiting for a call of its cache key that another item runs."""
-
-    __slots__ = ("item", "run")
-
-    def __init__(self, run: GroupRun, item: Item) -> None:
-        self.run = run
-        self.item = item
-
-    @property
-    def waiting(self) -> bool:
-        return not self.item.finishing
-
-    def deliver(self, leader: ExecutionResult) -> None:
-        self.run.deliver(self.item, leader)
-
-    def lead(self) -> None:
-        self.run.promote(self.item)
