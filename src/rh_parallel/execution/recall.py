@@ -47,12 +47,17 @@ def _digest(text: str) -> str:
 
 def _canonical(value: Any) -> str | None:
     """Canonical JSON of ``value`` (sorted keys), or ``None`` when it has no JSON form."""
-    try:
-        return json.dumps(
-            to_jsonable_python(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        )
+    try:  # plain data, the common case, needs no conversion first
+        return _dumps(value)
+    except (TypeError, ValueError):
+        pass
+    try:  # models, dataclasses, dates, enums...
+        return _dumps(to_jsonable_python(value))
     except (TypeError, ValueError):
         return None
+
+
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def user_cache_key(key: str) -> str:
