@@ -503,3 +503,42 @@ async def test_bad_cache_keys_and_backends_are_refused_clearly() -> None:
         ExecutionState(run_id="")
     with pytest.raises(TypeError, match="run_id"):
         ExecutionState(run_id=7)  # type: ignore[arg-type]
+
+
+async def test_an_item_over_failed_nested_work_reruns_and_only_the_failed_work_inside() -> None:
+    """A parent that returned although a nested item failed is not saved: resuming enters it
+    again, its completed nested items are recovered and only the failed one runs again."""
+    store = MemoryStore()
+    calls: Counter[str] = Counter()
+    broken = {"b"}
+
+    async def step(name: str) -> str:
+        calls[name] += 1
+        if name in broken:
+            raise RuntimeError(f"{name} failed")
+        return name.upper()
+
+    async def parent(state: ExecutionState) -> str:
+        calls["parent"] += 1
+        async with state.parallel(3, name="steps") as steps:
+            for name in ("a", "b", "c"):
+                steps.add(name, step, name)
+        results = await steps.gather()
+        return "".join(r.result if r.ok else "?" for r in results)
+
+    async def run() -> tuple[Any, Any]:
+        state = ExecutionState(store=store, run_id="nested", observers=[])
+        async with state.parallel(2, name="top") as top:
+            top.add("parent", parent, state)
+            top.add("sibling", step, "s")
+        return tuple(await top.gather())  # type: ignore[return-value]
+
+    first_parent, _ = await run()
+    assert first_parent.result == "A?C" and first_parent.status is ResultStatus.COMPLETED
+    broken.clear()
+    second_parent, sibling = await run()
+    assert second_parent.result == "ABC" and second_parent.status is ResultStatus.COMPLETED
+    assert sibling.status is ResultStatus.RECOVERED
+    assert calls == Counter({"parent": 2, "a": 1, "b": 2, "c": 1, "s": 1})
+    third_parent, _ = await run()
+    assert third_parent.status is ResultStatus.RECOVERED and calls["parent"] == 2

@@ -62,10 +62,12 @@ class Flights:
         followers.append(follower)
         return True
 
-    def settle(self, key: str, leader: ExecutionResult) -> None:
-        """The leader of ``key`` ended with ``leader``: hand its followers what follows."""
-        delivered, promoted = self.land(key, leader.ok)
+    def settle(self, key: str, leader: ExecutionResult | None) -> None:
+        """The leader of ``key`` ended with ``leader`` (``None``: nothing to share, as if it
+        failed): hand its followers what follows."""
+        delivered, promoted = self.land(key, leader is not None and leader.ok)
         for follower in delivered:
+            assert leader is not None
             follower.deliver(leader)
         if promoted is not None:
             promoted.lead()

@@ -36,6 +36,7 @@ class RecallingGroup:
     item_observers: ObserverSet | None
     _ready: deque[Item]
     _unkept_logged: bool
+    _incomplete: bool
 
     def _queue_end(self, item: Item, result: ExecutionResult) -> None:
         raise NotImplementedError
@@ -88,12 +89,20 @@ class RecallingGroup:
         self._settle()
 
     def _keep(self, recall: Recall, item: Item, result: ExecutionResult) -> None:
-        """Save a completed result, cache its value, and settle its key's flight."""
+        """Save a completed result, cache its value, and settle its key's flight.
+
+        A result is kept only when the item's whole subtree completed: an item that returned
+        over failed work inside it (a nested group with failures, a failed event) is neither
+        saved nor shared, so a resumed run enters it again and only the failed work reruns.
+        """
+        complete = result.ok and not (item.scope is not None and item.scope.incomplete)
+        if not complete:
+            self._incomplete = True
         if item.leads:
             item.leads = False
             assert item.cache_key is not None
-            recall.flights.settle(item.cache_key, result)
-        if result.status is ResultStatus.COMPLETED:
+            recall.flights.settle(item.cache_key, result if complete else None)
+        if complete and result.status is ResultStatus.COMPLETED:
             problem = recall.keep(
                 self.group.address,
                 item.address,

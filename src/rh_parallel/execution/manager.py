@@ -65,6 +65,7 @@ class ParallelExecutionManager:
             state.global_limiter,
             parent.depth,
             state.recall,
+            parent,
         )
         self._names: dict[str, int] = {}
         self._coroutines: set[int] = set()

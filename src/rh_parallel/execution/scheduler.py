@@ -54,9 +54,11 @@ class GroupRun(RecallingGroup):
         global_limiter: GlobalLimiter | None,
         depth: int,
         recall: Recall | None = None,
+        parent_scope: Scope | None = None,
     ) -> None:
         self.group = group
         self.recall = recall
+        self.parent_scope = parent_scope
         self.options = options
         self.observers = observers
         self.publisher = publisher
@@ -86,6 +88,7 @@ class GroupRun(RecallingGroup):
         self._context: contextvars.Context | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unkept_logged = False
+        self._incomplete = False  # an item failed, or completed over failed work inside it
 
     @property
     def aborted(self) -> BaseException | None:
@@ -425,6 +428,8 @@ class GroupRun(RecallingGroup):
             )
         if self.recall is not None:
             self.recall.flush()
+            if self._incomplete and self.parent_scope is not None:
+                self.parent_scope.incomplete = True  # its item is not saved as completed
         if self.info is not None:
             self.observers.on_group_end(self.info)
         self.publisher.group(group)

@@ -9,10 +9,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, overload
 
 from rh_parallel.execution.breaker import CircuitBreaker
+from rh_parallel.execution.event_recall import run_recalled
 from rh_parallel.execution.items import close_work
 from rh_parallel.execution.manager import ParallelExecutionManager
 from rh_parallel.execution.options import GroupOptions
-from rh_parallel.execution.recall import Recall, followed_result
+from rh_parallel.execution.recall import Recall
 from rh_parallel.execution.records import RecordPublisher
 from rh_parallel.execution.retry import RetryPolicy
 from rh_parallel.execution.slots import GlobalLimiter
@@ -236,12 +237,12 @@ class ExecutionState:
         token = current_scope.set(scope)
         try:
             if self.recall is not None:
-                return await self._run_recalled(self.recall, invocation, parent.address, info)
-            return await self._run_observed(invocation, info)
+                return await run_recalled(self, self.recall, invocation, parent, info)
+            return await self.run_observed(invocation, info)
         finally:
             current_scope.reset(token)
 
-    async def _run_observed(
+    async def run_observed(
         self, invocation: EventInvocation, info: ItemInfo | None
     ) -> ExecutionResult:
         if info is None:
@@ -253,52 +254,6 @@ class ExecutionState:
             return await self._run_body(invocation, info)
         finally:
             observers.exit_item(entered)
-
-    async def _run_recalled(
-        self, recall: Recall, invocation: EventInvocation, parent: str, info: ItemInfo | None
-    ) -> ExecutionResult:
-        """Run a sequential event unless the store or the cache knows its result; save it."""
-        scope = current_scope.get()
-        assert scope is not None
-        address = scope.address
-        event = invocation.event
-        known, fingerprint, key = await recall.prepare_event(invocation, parent, address)
-        if key is not None and info is not None:
-            hit = known is not None and known.cached
-            self.observer_set.on_cache_lookups(None, int(hit), int(not hit))
-        leads = False
-        if known is None and key is not None:
-            waiter = _Waiter(asyncio.get_running_loop().create_future())
-            if recall.flights.join(key, waiter):
-                leader = await waiter.future
-                if leader is not None:
-                    known = followed_result(leader, {"name": event.actor.name})
-            leads = known is None
-        if known is not None:
-            if info is not None:
-                info.attempts = 0  # it does not run
-                self.observer_set.on_item_end(info, known)
-            if self.publisher.bus.has_subscribers:
-                self.publisher.event_ended(event, address, known)
-            if known.status is ResultStatus.RECOVERED or recall.store is None:
-                return known
-            result = known
-        else:
-            ran: ExecutionResult | None = None
-            try:
-                ran = await self._run_observed(invocation, info)
-            finally:
-                if leads:
-                    assert key is not None
-                    recall.flights.settle(key, ran or _NOT_RUN)
-            result = ran
-        if result.status is ResultStatus.COMPLETED:
-            problem = recall.keep(
-                parent, address, event.actor.name, fingerprint, key, event.actor, result
-            )
-            if problem is not None:
-                logger.warning("event %r: %s", event.actor.name, problem)
-        return result
 
     async def _run_body(
         self, invocation: EventInvocation, info: ItemInfo | None
@@ -350,26 +305,3 @@ class ExecutionState:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-
-_NOT_RUN = ExecutionResult.failure(None, ResultStatus.CANCELLED)
-"""What the followers of a sequential event that raised instead of ending learn."""
-
-
-class _Waiter:
-    """A sequential event waiting for a call of its cache key that another one runs."""
-
-    __slots__ = ("future",)
-
-    def __init__(self, future: asyncio.Future[ExecutionResult | None]) -> None:
-        self.future = future
-
-    @property
-    def waiting(self) -> bool:
-        return not self.future.done()
-
-    def deliver(self, leader: ExecutionResult) -> None:
-        self.future.set_result(leader)
-
-    def lead(self) -> None:
-        self.future.set_result(None)

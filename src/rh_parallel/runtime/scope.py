@@ -51,6 +51,7 @@ class Scope:
         "children",
         "depth",
         "group_id",
+        "incomplete",
         "item",
         "lease",
     )
@@ -74,6 +75,10 @@ class Scope:
         self._ordinals: dict[str, int] | None = None
         self._opened = 0  # children opened here so far, of every name
         self._evicted = False
+        # some work under this scope did not complete (a failed event, a group with failures):
+        # with a run store, the scope's own item is then not saved, so a resumed run enters it
+        # again and runs only what did not complete inside it
+        self.incomplete = False
 
     def child_address(self, name: str) -> str:
         """A new unique, deterministic child address: ``parent/name``, ``parent/name#1``, ...
