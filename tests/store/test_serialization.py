@@ -61,7 +61,10 @@ def json_round_trip(value: Any) -> Any:
         ({"a": {"b": [1, {"c": (2, 3)}]}}, {"a": {"b": [1, {"c": [2, 3]}]}}),
         (Doc(title="t", tags=("x", "y")), {"title": "t", "tags": ["x", "y"], "score": None}),
         (Point(1, [2, 3]), {"x": 1, "y": [2, 3]}),
-        ({"docs": [Doc(title="a", tags=())]}, {"docs": [{"title": "a", "tags": [], "score": None}]}),
+        (
+            {"docs": [Doc(title="a", tags=())]},
+            {"docs": [{"title": "a", "tags": [], "score": None}]},
+        ),
         (Color.RED, "red"),
         (datetime.date(2026, 11, 28), "2026-11-28"),
     ],

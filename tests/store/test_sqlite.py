@@ -28,6 +28,7 @@ from rh_parallel.store import (
     SQLiteCache,
     SQLiteStore,
     StoreError,
+    _schema,
 )
 
 EVIL = "x'); DROP TABLE rh_parallel_items; --\"\\ ☃"
@@ -495,6 +496,24 @@ def test_a_directory_nobody_may_write_is_refused() -> None:
     with pytest.raises(StoreError) as info:
         SQLiteStore(path)
     assert_store_error(info.value, path, "cannot open")
+
+
+def test_a_store_opened_read_only_is_refused_when_opened(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what a read-only file gives even to root: SQLite opens it read-only
+    SQLiteStore(db).close()
+    before = digest(db)
+
+    def read_only(path: str) -> sqlite3.Connection:
+        uri = Path(path).absolute().as_uri() + "?mode=ro"
+        return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+
+    monkeypatch.setattr(_schema, "connect", read_only)
+    with pytest.raises(StoreError) as info:
+        SQLiteStore(db)
+    assert_store_error(info.value, db, "not writable", "make the file and its directory writable")
+    assert digest(db) == before
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only files")

@@ -198,10 +198,12 @@ def test_concurrent_closes_all_return_after_everything_is_written(
     for i in range(100):
         writer.submit(i)
     seen: list[int] = []
-    closers = [
-        threading.Thread(target=lambda: (writer.close(), seen.append(len(recorder.written))))
-        for _ in range(4)
-    ]
+
+    def close() -> None:
+        writer.close()
+        seen.append(len(recorder.written))
+
+    closers = [threading.Thread(target=close) for _ in range(4)]
     for t in closers:
         t.start()
     for t in closers:

@@ -223,6 +223,8 @@ class SQLiteBackend:
     """What both backends share: the file, its reading connection, the writer, closing."""
 
     _what = "run store"
+    _label = "rh-parallel store"  # how its log lines start
+    _hint = ""  # what a lost write means
 
     def __init__(
         self,
@@ -242,7 +244,9 @@ class SQLiteBackend:
             writer_conn = connect(self.path)
         except sqlite3.Error as exc:
             self._conn.close()
-            raise StoreError(f"cannot open the {self._what} at {self.path!r}: {exc}") from exc
+            raise StoreError(
+                f"cannot open the {self._what} at {self.path!r}: {exc}", self.path
+            ) from exc
         self._closed = False
         self._writer = BatchWriter(
             lambda batch: write(writer_conn, batch),
@@ -250,6 +254,8 @@ class SQLiteBackend:
             flush_interval=self.flush_interval,
             lost=lost,
             on_close=writer_conn.close,
+            label=self._label,
+            hint=self._hint,
         )
         # commits what is queued when the backend is collected or the interpreter exits; the
         # writer does not reference the backend, so the backend can still be collected

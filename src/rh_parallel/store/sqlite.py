@@ -75,6 +75,7 @@ class SQLiteStore(SQLiteBackend):
     """
 
     _what = "run store"
+    _hint = " (they run again on resume)"
 
     def __init__(
         self,
@@ -204,7 +205,7 @@ def _write_cache(
             with lock:
                 for key, entry in puts:
                     if overlay.get(key) is entry:
-                        pass
+                        del overlay[key]
                 for key, _ in expired:
                     expiring.discard(key)
 
@@ -226,6 +227,8 @@ class SQLiteCache(SQLiteBackend):
     """
 
     _what = "result cache"
+    _label = "rh-parallel cache"
+    _hint = " (not cached)"
 
     def __init__(
         self,
@@ -304,7 +307,13 @@ class SQLiteCache(SQLiteBackend):
         entry = (self._serializer, data, None if seconds is None else now + seconds, now)
         with self._overlay_lock:
             self._overlay[key] = entry
-        self._writer.submit((key, entry))
+        try:
+            self._writer.submit((key, entry))
+        except StoreError:  # closed
+            with self._overlay_lock:
+                if self._overlay.get(key) is entry:
+                    del self._overlay[key]
+            raise
 
     def clear(self) -> None:
         """Remove every entry (this process's queued puts are committed, then removed)."""

@@ -54,10 +54,10 @@ class BatchWriter:
 
     ``write(batch)`` commits a list of operations (in submission order) and runs on the writer
     thread only (on the caller's thread for what is left after the thread is gone). When it
-    raises, the batch is lost: a warning naming ``path`` is logged and ``lost(batch)`` (by
-    default ``len``) is added to ``write_failures``. ``on_close`` runs once, after the last
-    write. The writer holds no reference to its owner, so an owner can register
-    ``weakref.finalize(owner, writer.close)`` and still be collected.
+    raises, the batch is lost: a warning naming ``label``, ``path`` and ``hint`` is logged
+    and ``lost(batch)`` (by default ``len``) is added to ``write_failures``. ``on_close`` runs
+    once, after the last write. The writer holds no reference to its owner, so an owner can
+    register ``weakref.finalize(owner, writer.close)`` and still be collected.
     """
 
     def __init__(
@@ -68,9 +68,13 @@ class BatchWriter:
         flush_interval: float,
         lost: Callable[[list[Any]], int] = len,
         on_close: Callable[[], None] | None = None,
+        label: str = "rh-parallel store",
+        hint: str = "",
     ) -> None:
         self.flush_interval = flush_interval
         self.path = path
+        self.label = label
+        self.hint = hint
         self.batches = 0
         """How many batches were written (or attempted): tests count commits with it."""
         self._write = write
@@ -93,10 +97,6 @@ class BatchWriter:
     def write_failures(self) -> int:
         """How many operations were lost to failed writes."""
         return self._failures
-
-    @property
-    def closed(self) -> bool:
-        return self._closing
 
     def pending(self) -> int:
         """How many operations are queued and not yet taken by the thread."""
@@ -135,8 +135,8 @@ class BatchWriter:
         """Commit everything queued before this call and wait for it (written or failed)."""
         with self._cond:
             thread = self._thread
-            if thread is None or thread is threading.current_thread():
-                return  # nothing was ever queued, or a write callback waiting for itself
+            if thread is None or thread is threading.current_thread() or not thread.is_alive():
+                return  # nothing was ever queued, a write callback, or close() is done
             if self._closing:
                 done = None  # the thread takes everything before it ends
             elif not self._pending and not self._busy and not self._scheduled:
@@ -211,10 +211,11 @@ class BatchWriter:
             lost = self._lost(batch)
             self._failures += lost
             logger.warning(
-                "rh-parallel store %s: could not write %d item(s), they are lost "
-                "(they run again on resume): %s: %s",
+                "%s %s: could not write %d item(s), they are lost%s: %s: %s",
+                self.label,
                 self.path,
                 lost,
+                self.hint,
                 type(exc).__name__,
                 exc,
             )
