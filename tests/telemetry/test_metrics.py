@@ -131,6 +131,45 @@ async def test_live_gauges_while_a_group_runs(telemetry: InMemoryTelemetry) -> N
     assert seen == {"in_flight": 4, "limit": 5, "active": 2}
 
 
+async def test_in_flight_never_exceeds_the_limit_while_items_retry(
+    telemetry: InMemoryTelemetry,
+) -> None:
+    """Items backing off before a retry hold no slot, so they are not in flight: sampled at
+    every attempt of every item, in-flight stays within the limit and counts what runs."""
+    state = telemetry.state()
+    running = 0
+    samples: list[tuple[float | None, float | None, int]] = []
+    attempts: dict[int, int] = {}
+
+    async def flaky(i: int) -> int:
+        nonlocal running
+        running += 1
+        attempts[i] = attempts.get(i, 0) + 1
+        samples.append(
+            (
+                telemetry.sample("rh_parallel_events_in_flight", group="retrying"),
+                telemetry.sample("rh_parallel_workers_limit", group="retrying"),
+                running,
+            )
+        )
+        await asyncio.sleep(0)
+        running -= 1
+        if attempts[i] < 3:
+            raise ConnectionError("try again")
+        return i
+
+    retry = RetryPolicy(max_attempts=3, initial_delay=0.001, jitter=0)
+    async with state.parallel(name="retrying", max_workers=2, retry=retry) as p:
+        for i in range(8):
+            p.add(flaky, i)
+    assert all(r.ok for r in await p.gather())
+    assert len(samples) == 24
+    assert all(in_flight == now for in_flight, _, now in samples)  # counts what runs
+    assert all(in_flight is not None and in_flight <= 2 for in_flight, _, _ in samples)
+    assert {limit for _, limit, _ in samples} == {2}
+    assert telemetry.sample("rh_parallel_events_in_flight", group="retrying") == 0
+
+
 async def test_kinds_and_sequential_events(telemetry: InMemoryTelemetry) -> None:
     state = telemetry.state()
     tool = ExecutionEvent(actor=DOUBLE)

@@ -113,6 +113,7 @@ async def run_attempts(host: AttemptHost, item: Item) -> ExecutionResult:
         if lease is not None:
             await lease.acquire()
         item.queue_time += _perf() - item.queued_at
+        item.running = True
         observers = host.item_observers
         if observers is not None:
             observers.on_item_start(item)
@@ -186,6 +187,7 @@ async def _back_off(
     assert retry is not None
     delay = retry.delay(item.attempts)
     host.group.retries += 1
+    item.running = False
     observers = host.item_observers
     if observers is not None:
         observers.on_item_retry(item, failure.error, delay)
@@ -201,6 +203,9 @@ async def _back_off(
     if lease is not None:
         await lease.acquire()
     item.queue_time += _perf() - waited
+    item.running = True
+    if observers is not None:
+        observers.on_item_resume(item)
     breaker = host.options.circuit_breaker
     if breaker is not None:
         item.permit = breaker.acquire(host.on_breaker_change)

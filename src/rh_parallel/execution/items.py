@@ -208,6 +208,7 @@ class Item(ItemInfo):
         self.queued_at = 0.0
         self.began = 0.0  # perf_counter at the start of the attempt under way, 0.0 between
         self.holds_slot = False
+        self.running = False
         self.stopped = False  # its result was decided by a stop of the group, not by its work
         self.finishing = False  # its result is known and queued for recording
         self.result: ExecutionResult | None = None

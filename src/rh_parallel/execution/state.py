@@ -250,6 +250,7 @@ class ExecutionState:
         observers = self.observer_set
         entered = observers.enter_item(info)
         try:
+            info.running = True
             observers.on_item_start(info)
             return await self._run_body(invocation, info)
         finally:

@@ -52,6 +52,7 @@ class ItemInfo:
         "name",
         "queue_time",
         "run_id",
+        "running",
         "scratch",
     )
 
@@ -73,6 +74,7 @@ class ItemInfo:
         self.actor = actor
         self.group = group
         self.run_id = run_id
+        self.running = False  # it holds its slot for an attempt now (not backing off, not ended)
         self.attempts = 0
         self.queue_time = 0.0
         self.scratch: dict[object, Any] | None = None
@@ -105,7 +107,11 @@ class ExecutionObserver:
         """An item got its worker slot(s) and its first attempt starts."""
 
     def on_item_retry(self, item: ItemInfo, error: BaseException | None, delay: float) -> None:
-        """An attempt failed and the item will retry after ``delay`` seconds."""
+        """An attempt failed and the item will retry after ``delay`` seconds; it gave its
+        slot back for the wait."""
+
+    def on_item_resume(self, item: ItemInfo) -> None:
+        """An item took its slot back after a retry's wait; its next attempt starts."""
 
     def on_item_end(self, item: ItemInfo, result: ExecutionResult) -> None:
         """An item ended with ``result`` (also called for items that never ran)."""
@@ -149,6 +155,7 @@ class ObserverSet:
                 "item_scope",
                 "on_item_start",
                 "on_item_retry",
+                "on_item_resume",
                 "on_item_end",
                 "on_breaker_state",
                 "on_breaker_rejection",
@@ -224,6 +231,9 @@ class ObserverSet:
 
     def on_item_retry(self, item: ItemInfo, error: BaseException | None, delay: float) -> None:
         self._notify("on_item_retry", item, error, delay)
+
+    def on_item_resume(self, item: ItemInfo) -> None:
+        self._notify("on_item_resume", item)
 
     def on_item_end(self, item: ItemInfo, result: ExecutionResult) -> None:
         for observer, method in self._by_hook["on_item_end"]:

@@ -314,13 +314,18 @@ class MetricsObserver(ExecutionObserver, Collector):
         series = self._item_series(item)
         series.event(item.kind, "completed")
         series.retries[item.kind] += 1
+        series.in_flight -= 1  # it gave its slot back for the wait
+
+    def on_item_resume(self, item: ItemInfo) -> None:
+        self._item_series(item).in_flight += 1
 
     def on_item_end(self, item: ItemInfo, result: ExecutionResult) -> None:
         series = self._item_series(item)
         entry = series.event(item.kind, result.status.value)
         entry.count += 1
-        if item.attempts > 0:  # it ran: not skipped, rejected or stopped while queued
+        if item.running:  # it held its slot to the end (not backing off, not queued)
             series.in_flight -= 1
+        if item.attempts > 0:  # it ran: not skipped, rejected or stopped while queued
             group = item.group
             # an exemplar needs a span: skip the lookup in groups the tracer does not record
             traced = group is None or group.group.trace_id is not None
