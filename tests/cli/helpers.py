@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "CLI",
+    "command",
     "demo_command",
     "from_a_terminal",
+    "json_lines",
     "lines",
+    "run_cli",
     "wait_for_output",
 ]
+
+BOUND = 30  # seconds a CLI process may take before the test fails (a bound, not a measurement)
 
 CLI = [sys.executable, "-m", "rh_parallel.cli.main"]
 
@@ -32,8 +39,32 @@ _TERMINAL = (
 
 def demo_command(*args: str) -> list[str]:
     """The installed CLI, run as a subprocess exactly as a user would."""
+    return command("demo", *args)
+
+
+def command(*args: str) -> list[str]:
+    """``rh-parallel ARGS``: the installed CLI, or the module when it is not installed."""
     cli = shutil.which("rh-parallel")
-    return [cli, "demo", *args] if cli else [*CLI, "demo", *args]
+    return [cli, *args] if cli else [*CLI, *args]
+
+
+def run_cli(*args: str, status: int | None = 0) -> subprocess.CompletedProcess[str]:
+    """Run ``rh-parallel ARGS`` to its end (bounded); checks the exit status unless ``None``,
+    and that stderr has no traceback whatever the status."""
+    done = subprocess.run(
+        command(*args), capture_output=True, text=True, timeout=BOUND, check=False
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    if status is not None:
+        assert done.returncode == status, (done.returncode, done.stderr)
+    return done
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Every line of ``text`` parsed as a JSON object."""
+    records = [json.loads(line) for line in text.splitlines()]
+    assert all(isinstance(record, dict) for record in records)
+    return records
 
 
 def from_a_terminal(*args: str, ignore_sigint: bool = False) -> list[str]:

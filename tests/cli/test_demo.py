@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.cli.helpers import demo_command
+from tests.cli.helpers import demo_command, json_lines, lines, run_cli
 
 REPORT = re.compile(r"documents: (\d+) completed, (\d+) failed, (\d+) total .*; aggregate (\w+)")
 FOOTER = re.compile(r"Document Processing.* (\d+) completed, (\d+) failed")
@@ -91,3 +94,165 @@ def test_cli_help_and_unknown_command() -> None:
     )
     unknown = subprocess.run([*base, "dance"], capture_output=True, text=True, check=False)
     assert unknown.returncode == 2 and "unknown command 'dance'" in unknown.stderr
+
+
+# -- durable runs: --store, --run-id, --cache --------------------------------------------------
+
+DURABLE = ("--latency", "0.01", "--seed", "7", "--no-telemetry")
+RESUMING = "rh-parallel demo: resuming run {}: completed items are recovered"
+FRESH = re.compile(r"^rh-parallel demo: run id (\S+) \(resume with --store (\S+) --run-id (\S+)\)$")
+
+
+def demo(*args: str) -> tuple[list[dict[str, Any]], str]:
+    """The JSON records of one demo run and its stderr."""
+    done = run_cli("demo", *DURABLE, "--mode", "json", *args)
+    return json_lines(done.stdout), done.stderr
+
+
+def report_of(records: list[dict[str, Any]]) -> dict[str, Any]:
+    report = records[-1]
+    assert report["event"] == "demo_report"
+    return report
+
+
+def documents(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The last record of each document (its end), by document name."""
+    ends = {}
+    for record in records:
+        if record.get("event") == "item" and record.get("group_name") == "Document Processing":
+            ends[record["name"]] = record
+    return {name: record for name, record in ends.items() if name != "aggregate"}
+
+
+def by_status(records: list[dict[str, Any]], status: str) -> set[str]:
+    return {r["address"] for r in records if r.get("address") and r.get("status") == status}
+
+
+def saved_items(store: Path, run_id: str) -> dict[str, Any]:
+    """What the store holds for ``run_id``, by address (read as ``runs show`` reads it)."""
+    done = run_cli("runs", "show", run_id, "--store", str(store), "--json", "--values")
+    return {record["address"]: record for record in json_lines(done.stdout)}
+
+
+def test_a_failed_run_resumed_by_the_same_command_runs_only_what_did_not_complete(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "runs.db"
+    same = ("--store", str(store), "--run-id", "r1", "--fail-rate", "0.3")
+    first, errors = demo(*same)
+    assert RESUMING.format("r1") not in errors  # a new run under a chosen id
+    report = report_of(first)
+    assert report["run_id"] == "r1" and report["recovered"] == 0
+    assert report["failed"] > 0  # seed 7 at 30%: some documents fail to parse
+    ended = documents(first)
+    assert len(ended) == 12
+    nested = {
+        r["address"].rsplit("/", 1)[0]: r
+        for r in first
+        if r.get("event") == "group_end" and r["group_name"].startswith("analyze ")
+    }
+    # a document is saved when it completed and so did everything inside it
+    whole = {
+        record["address"]
+        for record in ended.values()
+        if record["status"] == "completed" and nested[record["address"]]["failed"] == 0
+    }
+    saved = saved_items(store, "r1")
+    saved_documents = {a for a, r in saved.items() if r["parent"].endswith("Document Processing")}
+    assert saved_documents == whole and whole  # some, not all
+    assert "orchestrator" not in saved  # work under it failed: it runs again
+
+    second, errors = demo(*same)  # the same command again
+    assert RESUMING.format("r1") in lines(errors)
+    report = report_of(second)
+    assert report["run_id"] == "r1" and report["recovered"] == len(whole)
+    assert report["completed"] + report["failed"] == report["total"] == 12
+    started, recovered = by_status(second, "started"), by_status(second, "recovered")
+    # every item saved by the first run comes back recovered, or sits inside one that did
+    # (a recovered document is not entered), and none runs again
+    for address in saved:
+        parts = address.split("/")
+        assert {"/".join(parts[:n]) for n in range(1, len(parts) + 1)} & recovered, address
+    assert not set(saved) & started
+    # inside a document that runs again, what completed in it is recovered (an LLM call
+    # beside a failed search), the rest runs
+    entered = {r["address"] for r in second if r.get("event") == "group_start"}
+    inside = {a for a in saved if a.rsplit("/", 1)[0] in entered}
+    assert inside <= recovered
+    # what did not complete runs again: failed documents, and those with failures inside
+    incomplete = {record["address"] for record in ended.values()} - whole
+    assert incomplete and incomplete <= started
+    for address in incomplete:
+        assert documents(second)[address.rsplit(":", 1)[1]]["status"] != "recovered"
+    # what the first run saved is kept as it was
+    after = saved_items(store, "r1")
+    for address, item in saved.items():
+        kept = ("value", "attempts", "execution_time", "saved_at")
+        assert [after[address][key] for key in kept] == [item[key] for key in kept]
+
+
+def test_a_run_that_completed_is_recovered_whole(tmp_path: Path) -> None:
+    store = tmp_path / "runs.db"
+    first, errors = demo("--store", str(store), "--fail-rate", "0")
+    (announced,) = [m for m in map(FRESH.match, lines(errors)) if m]
+    run_id, path, again = announced.groups()
+    assert path == str(store) and again == run_id == report_of(first)["run_id"]
+    assert report_of(first)["failed"] == 0 and report_of(first)["recovered"] == 0
+
+    second, errors = demo("--store", str(store), "--run-id", run_id, "--fail-rate", "0")
+    assert RESUMING.format(run_id) in lines(errors)
+    assert not by_status(second, "started")  # nothing ran: not even the orchestrator
+    assert by_status(second, "recovered") == {"orchestrator"}
+    report = report_of(second)
+    assert report["run_id"] == run_id
+    assert report["completed"] == report["recovered"] == report["total"] == 12
+    assert report["failed"] == 0 and report["aggregate"] == "recovered"
+
+    text = run_cli(
+        "demo", *DURABLE, "--store", str(store), "--run-id", run_id, "--mode", "collapsed"
+    )
+    line = (
+        r"^documents: 12 completed \(12 recovered\), 0 failed, 12 total in .*; aggregate recovered$"
+    )
+    assert re.search(line, text.stdout, re.MULTILINE), text.stdout
+
+
+def test_a_cache_serves_the_llm_calls_of_a_later_run(tmp_path: Path) -> None:
+    cache = str(tmp_path / "cache.db")
+    first, _ = demo("--cache", cache, "--fail-rate", "0", "--docs", "4")
+    second, _ = demo("--cache", cache, "--fail-rate", "0", "--docs", "4")
+    assert report_of(first)["run_id"] != report_of(second)["run_id"]  # two fresh runs
+
+    def llm_ends(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in records if r.get("kind") == "llm" and r["status"] != "started"]
+
+    assert len(llm_ends(first)) == len(llm_ends(second)) == 8  # summary and labels per doc
+    assert not any(r.get("cached") for r in llm_ends(first))
+    assert all(r["status"] == "completed" and r.get("cached") is True for r in llm_ends(second))
+    # the search tool is not cacheable: it runs again
+    searches = [r for r in second if r.get("name") == "related" and r["status"] == "completed"]
+    assert len(searches) == 4 and not any(r.get("cached") for r in searches)
+
+
+def test_run_id_without_a_store_is_a_usage_error(tmp_path: Path) -> None:
+    done = run_cli("demo", *DURABLE, "--run-id", "r1", status=2)
+    assert lines(done.stderr) == [
+        "rh-parallel demo: error: --run-id names a run saved in a store: pass --store PATH with it"
+    ]
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("flag", ["--store", "--cache"])
+def test_a_file_that_is_not_a_store_is_one_line_and_left_untouched(
+    flag: str, tmp_path: Path
+) -> None:
+    foreign = tmp_path / "notes.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.close()
+    before = foreign.read_bytes()
+    done = run_cli("demo", *DURABLE, flag, str(foreign), status=2)
+    (line,) = lines(done.stderr)
+    assert line.startswith("rh-parallel demo: error: ") and str(foreign) in line
+    assert foreign.read_bytes() == before
+    assert not done.stdout

@@ -3,6 +3,11 @@
 It behaves like a Unix tool (statuses in :mod:`rh_parallel.cli.process`): ``| head -1`` stops
 the run quietly (status 141), a closed stdout or a busy metrics port is one line on stderr,
 and Ctrl-C or SIGTERM cancels the run, flushes telemetry and exits 130 or 143.
+
+``--store PATH`` saves what completes under a run id (printed on stderr, or ``--run-id``);
+the same command with ``--run-id`` again recovers it and runs only the rest. The demo's
+failures are transient across runs (see :mod:`rh_parallel.cli.workflow`), so running a failed
+command again gets further. ``--cache PATH`` serves the LLM calls from a result cache.
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ import asyncio
 import errno
 import json
 import logging
+import shlex
 import socket
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TextIO
 
 from rh_parallel import CircuitBreaker, EventBus, ExecutionState, ParallelEventPrinter
@@ -27,6 +34,7 @@ from rh_parallel.cli.options import (
     port,
     positive_int,
 )
+from rh_parallel.cli.options import run_id as run_id_option
 from rh_parallel.cli.process import (
     EXIT_OK,
     EXIT_OUTPUT,
@@ -38,6 +46,7 @@ from rh_parallel.cli.process import (
 )
 from rh_parallel.cli.workflow import DemoConfig, DemoReport, run_workflow
 from rh_parallel.console import MODES
+from rh_parallel.store import SQLiteCache, SQLiteStore, StoreError
 from rh_parallel.telemetry import TelemetryHandle, configure, start_metrics_server
 
 __all__ = ["main", "parse_args"]
@@ -50,9 +59,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         prog=PROG,
         description="A simulated agent workflow: an orchestrator fans out document processing, "
         "each document runs LLM calls and a flaky API in a nested group.",
-        epilog="Exit status: 0 done, 1 stdout closed or unwritable, 2 bad arguments or metrics "
-        "port unavailable, 130 Ctrl-C, 143 SIGTERM, 141 the reader of the output went away "
-        "(e.g. | head). A second Ctrl-C exits at once.",
+        epilog="Exit status: 0 done, 1 stdout closed or unwritable, 2 bad arguments, metrics "
+        "port unavailable or a store that cannot be used, 130 Ctrl-C, 143 SIGTERM, 141 the "
+        "reader of the output went away (e.g. | head). A second Ctrl-C exits at once.",
     )
     parser.add_argument("--docs", type=positive_int, default=12, help="documents (default 12)")
     parser.add_argument("--workers", type=positive_int, default=4, help="max_workers (default 4)")
@@ -75,6 +84,26 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="how to print the run (default progress)",
     )
     parser.add_argument("--summary", action="store_true", help="print totals per group at the end")
+    durable = parser.add_argument_group("durable runs")
+    durable.add_argument(
+        "--store",
+        metavar="PATH",
+        default=None,
+        help="save completed items in this SQLite file under the run id (printed on stderr); "
+        "run again with --run-id to resume: what completed is recovered, the rest runs",
+    )
+    durable.add_argument(
+        "--run-id",
+        type=run_id_option,
+        default=None,
+        help="the run to save or resume in --store (default: a fresh id)",
+    )
+    durable.add_argument(
+        "--cache",
+        metavar="PATH",
+        default=None,
+        help="serve the LLM calls from a result cache in this SQLite file (across runs)",
+    )
     telemetry = parser.add_argument_group("telemetry")
     telemetry.add_argument(
         "--otlp-endpoint",
@@ -106,16 +135,68 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args = parser.parse_args(list(argv))
     if args.no_telemetry and args.metrics_port is not None:
         parser.error("--metrics-port serves telemetry: it does not go with --no-telemetry")
+    if args.run_id is not None and args.store is None:
+        parser.error("--run-id names a run saved in a store: pass --store PATH with it")
     return args
 
 
-def print_report(report: DemoReport, elapsed: float, mode: str, out: TextIO) -> None:
-    """The run's outcome, counted from the results themselves."""
+@dataclass
+class Durable:
+    """The demo's run store and result cache (either may be absent), opened before the run
+    and closed after it; ``resume`` is 0 for a new run, else the salt of its failures."""
+
+    store: SQLiteStore | None = None
+    cache: SQLiteCache | None = None
+    run_id: str | None = None
+    resume: int = 0
+
+    def close(self) -> None:
+        """Commit and close both (idempotent); a failure to commit is one line."""
+        for backend in (self.store, self.cache):
+            if backend is not None:
+                try:
+                    backend.close()
+                except Exception as exc:
+                    say(f"{PROG}: warning: {exc}")
+
+
+def open_durable(args: argparse.Namespace) -> Durable:
+    """Open ``--store`` and ``--cache``; ``StartupError`` (one line) when either cannot be
+    used. Resuming a run of the store says so on stderr."""
+    durable = Durable(run_id=args.run_id)
+    try:
+        if args.store is not None:
+            durable.store = SQLiteStore(args.store)
+            if args.run_id is not None:
+                saved = {run.run_id: run.items for run in durable.store.runs()}
+                if args.run_id in saved:
+                    # a salt that changes as the run progresses: a third run does not draw
+                    # the second one's failures again
+                    durable.resume = max(1, saved[args.run_id])
+                    say(f"{PROG}: resuming run {args.run_id}: completed items are recovered")
+        if args.cache is not None:
+            durable.cache = SQLiteCache(args.cache)
+    except (StoreError, ValueError) as exc:
+        durable.close()
+        raise StartupError(str(exc)) from None
+    except BaseException:
+        durable.close()
+        raise
+    return durable
+
+
+def print_report(
+    report: DemoReport, elapsed: float, mode: str, out: TextIO, run_id: str | None = None
+) -> None:
+    """The run's outcome, counted from the results themselves (``completed`` includes the
+    ``recovered`` documents, saved by an earlier run of the same run id)."""
     aggregate = report.summary.status.value if report.summary is not None else "missing"
     if mode == "json":
         record = {
             "event": "demo_report",
+            "run_id": run_id,
             "completed": report.completed,
+            "recovered": report.recovered,
             "failed": report.failed,
             "total": len(report.results),
             "aggregate": aggregate,
@@ -126,30 +207,52 @@ def print_report(report: DemoReport, elapsed: float, mode: str, out: TextIO) -> 
     for result in report.results:
         if not result.ok:
             out.write(f"  failed {result.name}: {result.error_type}: {result.error_message}\n")
+    recovered = f" ({report.recovered} recovered)" if report.recovered else ""
     out.write(
-        f"documents: {report.completed} completed, {report.failed} failed, "
+        f"documents: {report.completed} completed{recovered}, {report.failed} failed, "
         f"{len(report.results)} total in {elapsed:.2f}s; aggregate {aggregate}\n"
     )
 
 
-async def run(args: argparse.Namespace, out: TextIO) -> int:
-    """The workflow, once or repeatedly (``--duration``, ``--loop``), printed to ``out``."""
+async def run(args: argparse.Namespace, out: TextIO, durable: Durable | None = None) -> int:
+    """The workflow, once or repeatedly (``--duration``, ``--loop``), printed to ``out``.
+
+    With ``durable``, the state saves to its store and reads its cache; the caller closes
+    them after this returns (``state.aclose()`` here has committed what they queued).
+    """
+    durable = Durable() if durable is None else durable
     bus = EventBus()
     printer = ParallelEventPrinter(args.mode, file=out)
     bus.subscribe(printer, name="printer")
-    state = ExecutionState(event_bus=bus, observers=[] if args.no_telemetry else None)
+    state = ExecutionState(
+        event_bus=bus,
+        observers=[] if args.no_telemetry else None,
+        run_id=durable.run_id,
+        store=durable.store,
+        cache=durable.cache,
+    )
+    if durable.store is not None and durable.run_id is None:
+        resume = f"--store {shlex.quote(args.store)} --run-id {shlex.quote(state.run_id)}"
+        say(f"{PROG}: run id {state.run_id} (resume with {resume})")
     breaker = CircuitBreaker("search-api", failure_threshold=5, recovery_timeout=2.0)
     deadline = time.monotonic() + args.duration
     round_number = 0
     try:
         while True:
             config = DemoConfig(
-                args.docs, args.workers, args.fail_rate, args.seed, args.latency, round_number
+                args.docs,
+                args.workers,
+                args.fail_rate,
+                args.seed,
+                args.latency,
+                round_number,
+                resume=durable.resume,
+                cacheable=durable.cache is not None,
             )
             began = time.perf_counter()
             report = await run_workflow(state, config, breaker)
             await bus.flush()
-            print_report(report, time.perf_counter() - began, args.mode, out)
+            print_report(report, time.perf_counter() - began, args.mode, out, state.run_id)
             round_number += 1
             if not args.loop and time.monotonic() >= deadline:
                 break
@@ -163,11 +266,13 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-async def supervise(args: argparse.Namespace, out: Output, signals: Signals) -> int:
+async def supervise(
+    args: argparse.Namespace, out: Output, signals: Signals, durable: Durable | None = None
+) -> int:
     """Run the demo as a task that a signal or a lost stdout cancels; such a stop returns
     ``EXIT_OK`` here and :func:`main` turns it into the status its cause calls for."""
     loop = asyncio.get_running_loop()
-    work = loop.create_task(run(args, out.as_text()), name=PROG)
+    work = loop.create_task(run(args, out.as_text(), durable), name=PROG)
     signals.running(loop, work)
     out.on_lost = work.cancel  # written from this loop's tasks: no hand-off needed
     try:
@@ -182,7 +287,8 @@ async def supervise(args: argparse.Namespace, out: Output, signals: Signals) -> 
 
 
 class StartupError(Exception):
-    """Telemetry could not start as asked: one line for the user, status 2."""
+    """Telemetry, the store or the cache could not start as asked: one line for the user,
+    status 2."""
 
 
 def _bind_error(port_number: int, addr: str, exc: OSError) -> str:
@@ -243,10 +349,12 @@ def main(argv: Sequence[str]) -> int:
     signals = Signals()
     signals.install()
     handle = None
+    durable = None
     status = EXIT_OK
     try:
+        durable = open_durable(args)
         handle = start_telemetry(args)
-        status = asyncio.run(supervise(args, out, signals))
+        status = asyncio.run(supervise(args, out, signals, durable))
     except StartupError as exc:
         say(f"{PROG}: error: {exc}")
         return EXIT_USAGE
@@ -255,10 +363,14 @@ def main(argv: Sequence[str]) -> int:
     finally:
         signals.finishing()
         try:
-            if handle is not None:
-                handle.shutdown(timeout=3.0)
+            if durable is not None:
+                durable.close()  # after the run's state.aclose(), which committed
         finally:
-            signals.uninstall()
+            try:
+                if handle is not None:
+                    handle.shutdown(timeout=3.0)
+            finally:
+                signals.uninstall()
     if signals.status is not None:
         return signals.status
     if out.pipe_closed:

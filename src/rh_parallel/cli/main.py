@@ -1,4 +1,5 @@
-"""The ``rh-parallel`` command: ``demo`` runs the simulated workflow, ``bench`` the benchmark.
+"""The ``rh-parallel`` command: ``demo`` runs the simulated workflow, ``bench`` the benchmark,
+``runs`` lists, shows and deletes the runs saved in a run store.
 
 Exit statuses are those of :mod:`rh_parallel.cli.process` for every command. Whatever a command
 does not handle itself, this entry point turns into a status instead of a traceback: a reader
@@ -22,9 +23,11 @@ from rh_parallel.cli.process import (
 __all__ = ["main"]
 
 USAGE = (
-    "usage: rh-parallel {demo,bench} [options]\n\n"
+    "usage: rh-parallel {demo,bench,runs} [options]\n\n"
     "  demo   run a simulated agent workflow (rh-parallel demo --help)\n"
-    "  bench  per-item overhead beside asyncio and aiometer (rh-parallel bench --help)"
+    "  bench  per-item overhead beside asyncio and aiometer (rh-parallel bench --help)\n"
+    "  runs   list, show or delete the runs saved in a store: rh-parallel runs "
+    "{list,show,delete} --store PATH (rh-parallel runs --help)"
 )
 
 
@@ -41,7 +44,11 @@ def _dispatch(args: list[str]) -> int:
         from rh_parallel.cli.bench import main as bench_main
 
         return bench_main(rest)
-    say(f"rh-parallel: unknown command {command!r}; use demo or bench")
+    if command == "runs":
+        from rh_parallel.cli.runs import main as runs_main
+
+        return runs_main(rest)
+    say(f"rh-parallel: unknown command {command!r}; use demo, bench or runs")
     return 2
 
 

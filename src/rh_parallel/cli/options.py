@@ -11,6 +11,8 @@ import argparse
 import math
 from typing import NoReturn
 
+from rh_parallel.runtime.runs import MAX_RUN_ID_LENGTH, check_run_id
+
 __all__ = [
     "EXIT_USAGE",
     "OneLineParser",
@@ -18,6 +20,7 @@ __all__ = [
     "nonnegative_seconds",
     "port",
     "positive_int",
+    "run_id",
 ]
 
 EXIT_USAGE = 2
@@ -81,3 +84,13 @@ def port(text: str) -> int:
             f"expected a port from 1 to 65535 (or 0 for any free port), got {text}"
         )
     return value
+
+
+def run_id(text: str) -> str:
+    """A run id as ``ExecutionState`` takes it: 1 to 200 printable characters."""
+    try:
+        return check_run_id(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected 1 to {MAX_RUN_ID_LENGTH} printable characters, got {text!r}"
+        ) from None

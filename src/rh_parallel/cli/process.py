@@ -2,10 +2,11 @@
 
 Exit statuses (the same for every command):
 
-- 0: the run finished.
-- 1: standard output is closed or cannot be written (``rh-parallel demo >&-``); one line on
-  stderr says so.
-- 2: bad arguments, or a metrics address that cannot be served (argparse's status).
+- 0: the run (or command) finished.
+- 1: standard output is closed or cannot be written (``rh-parallel demo >&-``), or ``runs``
+  was given a run id its store does not have; one line on stderr says so.
+- 2: bad arguments, a metrics address that cannot be served, or a store or cache file that
+  cannot be used (missing for ``runs``, foreign, unwritable): argparse's status.
 - 130 / 143: stopped by SIGINT (Ctrl-C) / SIGTERM, 128 + the signal's number as shells report.
 - 141: the reader of a pipe went away (``rh-parallel demo | head -1``): 128 + SIGPIPE, what a
   shell reports for a classic filter in the same place, but reached by a clean stop and with

@@ -4,7 +4,13 @@ Each document is a tool call that opens a nested group of two LLM calls (summari
 and an enrichment call to a flaky external API, guarded by a retry policy and one circuit
 breaker shared by every document's group. An aggregation step depends on all documents.
 Latencies and failures are drawn from RNGs seeded per document and step, so a run with the
-same ``seed`` fails the same way whatever the scheduling.
+same ``seed`` fails the same way whatever the scheduling (the breaker aside: it counts failures
+in the order they happen).
+
+With a run store, a resumed run (``DemoConfig.resume`` > 0) mixes ``resume`` into those seeds:
+its failures are transient, as real ones are, so running the same command again gets through
+what failed before. What an item returns never depends on ``resume`` (nor on the attempt that
+succeeded): a document's result is the same whichever run completed it.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from rh_parallel import (
     ExecutionEvent,
     ExecutionResult,
     ExecutionState,
+    ResultStatus,
     RetryPolicy,
     Tool,
 )
@@ -38,14 +45,23 @@ class DemoConfig:
     seed: int = 7
     latency: float = 0.25  # mean seconds of one simulated call
     round: int = 0  # which repetition of the workflow (for --duration)
+    resume: int = 0  # 0: a fresh run; else a salt of the failure draws of a resumed run
+    cacheable: bool = False  # the LLM calls may be served from the state's cache
 
 
 @dataclass
 class DemoReport:
-    """What one run of the workflow produced; ``results`` come from the documents' group."""
+    """What one run of the workflow produced: the documents' results, the aggregation's,
+    and the orchestrator's own.
+
+    When the orchestrator itself was recovered (everything under it completed in an earlier
+    run of this run id), its handler did not run: ``results`` and ``summary`` are then read
+    from the summary it saved (see :func:`recovered_report`), every one ``recovered``.
+    """
 
     results: list[ExecutionResult] = field(default_factory=list)
     summary: ExecutionResult | None = None
+    orchestrator: ExecutionResult | None = None
 
     @property
     def completed(self) -> int:
@@ -54,6 +70,45 @@ class DemoReport:
     @property
     def failed(self) -> int:
         return len(self.results) - self.completed
+
+    @property
+    def recovered(self) -> int:
+        """Documents saved by an earlier run of this run id (included in ``completed``)."""
+        return sum(r.status is ResultStatus.RECOVERED for r in self.results)
+
+
+_OK = frozenset({ResultStatus.COMPLETED.value, ResultStatus.RECOVERED.value})
+
+
+def recovered_report(orchestrator: ExecutionResult) -> DemoReport:
+    """The report of a run whose orchestrator was recovered, from the summary it returned
+    (``{"documents": {name: status}, "aggregate": status}``); an unexpected value (a store
+    written by another version of the demo) gives an empty report rather than an error."""
+    value = orchestrator.result if isinstance(orchestrator.result, dict) else {}
+    documents = value.get("documents")
+    if not isinstance(documents, dict):
+        documents = {}
+
+    def result(name: str, status: object) -> ExecutionResult:
+        if status in _OK:
+            return ExecutionResult.success(None, name=name, status=ResultStatus.RECOVERED)
+        message = f"ended {status} in the run that saved the orchestrator"
+        return ExecutionResult.build(
+            {"ok": False, "name": name, "status": ResultStatus.FAILED, "error_message": message}
+        )
+
+    report = DemoReport(orchestrator=orchestrator)
+    report.results = [result(str(name), status) for name, status in documents.items()]
+    if "aggregate" in value:
+        report.summary = result("aggregate", value["aggregate"])
+    return report
+
+
+class Plan(BaseModel):
+    """The orchestrator's input: what its saved result depends on (another ``--docs`` makes
+    a resumed run's orchestrator run again instead of recovering a summary of other work)."""
+
+    docs: int
 
 
 class DocumentInput(BaseModel):
@@ -78,7 +133,14 @@ class UpstreamUnavailable(ConnectionError):
 
 
 def _rng(config: DemoConfig, *parts: object) -> random.Random:
-    return random.Random(":".join(map(str, (config.seed, config.round, *parts))))
+    """The RNG of one latency-and-failure draw; a resumed run draws others."""
+    salt = (f"resume {config.resume}",) if config.resume else ()
+    return random.Random(":".join(map(str, (config.seed, config.round, *parts, *salt))))
+
+
+def _value_rng(config: DemoConfig, *parts: object) -> random.Random:
+    """The RNG of a value: the same in every run of a seed, resumed or not."""
+    return random.Random(":".join(map(str, (config.seed, "value", *parts))))
 
 
 async def _simulate(config: DemoConfig, rng: random.Random, scale: float = 1.0) -> None:
@@ -100,13 +162,18 @@ def build_actors(config: DemoConfig, breaker: CircuitBreaker) -> dict[str, Execu
         await _simulate(config, rng, 0.4)
         if rng.random() < config.fail_rate * 2:
             raise UpstreamUnavailable(f"search-api did not answer for {key}")
-        return {"doc": key, "related": f"{rng.randint(1, 9)} documents"}
+        return {"doc": key, "related": f"{_value_rng(config, key).randint(1, 9)} documents"}
 
+    cacheable = config.cacheable
     summarize = ExecutionEvent(
-        actor=LLM(name="summarizer-small", input_model=TextInput, handler=llm_call)
+        actor=LLM(
+            name="summarizer-small", input_model=TextInput, handler=llm_call, cacheable=cacheable
+        )
     )
     classify = ExecutionEvent(
-        actor=LLM(name="classifier-small", input_model=TextInput, handler=llm_call)
+        actor=LLM(
+            name="classifier-small", input_model=TextInput, handler=llm_call, cacheable=cacheable
+        )
     )
     search = ExecutionEvent(actor=Tool(name="search_api", input_model=TextInput, handler=enrich))
     retry = RetryPolicy(
@@ -144,12 +211,17 @@ def build_actors(config: DemoConfig, breaker: CircuitBreaker) -> dict[str, Execu
 async def run_workflow(
     state: ExecutionState, config: DemoConfig, breaker: CircuitBreaker
 ) -> DemoReport:
-    """Run the orchestrator once; returns the documents' results and the aggregation's."""
+    """Run the orchestrator once; returns the documents' results and the aggregation's.
+
+    The orchestrator returns a plain summary (``{"documents": {name: status}, "aggregate":
+    status}``), which a run store can save: a resumed run whose orchestrator is recovered
+    reports from it, since the handler that fills the report in does not run then.
+    """
     events = build_actors(config, breaker)
     report = DemoReport()
 
-    async def orchestrate(data: Nothing, ctx: Any, inner: ExecutionState) -> str:
-        docs = [f"doc-{n:02d}" for n in range(1, config.docs + 1)]
+    async def orchestrate(data: Plan, ctx: Any, inner: ExecutionState) -> dict[str, Any]:
+        docs = [f"doc-{n:02d}" for n in range(1, data.docs + 1)]
         async with inner.parallel(max_workers=config.workers, name="Document Processing") as p:
             for doc in docs:
                 p.add(doc, events["process"](DocumentInput(doc_id=doc), ctx, inner))
@@ -157,10 +229,16 @@ async def run_workflow(
         results = await p.gather_dict()
         report.results = [results[doc] for doc in docs]
         report.summary = results["aggregate"]
-        return f"{report.completed}/{len(docs)} documents processed"
+        return {
+            "documents": {doc: results[doc].status.value for doc in docs},
+            "aggregate": report.summary.status.value,
+        }
 
     orchestrator = ExecutionEvent(
-        actor=Agent(name="orchestrator", input_model=Nothing, handler=orchestrate)
+        actor=Agent(name="orchestrator", input_model=Plan, handler=orchestrate)
     )
-    await orchestrator(Nothing(), {"run": config.round}, state)
+    outcome = await orchestrator(Plan(docs=config.docs), {"run": config.round}, state)
+    if outcome.status is ResultStatus.RECOVERED:
+        return recovered_report(outcome)
+    report.orchestrator = outcome
     return report
