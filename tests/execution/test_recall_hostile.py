@@ -1,8 +1,8 @@
 """Hostile tests of durable runs: recovery, the cache and single flight under cancellation,
 stops, dependencies, nested groups, odd values and misbehaving backends.
 
-Tests marked ``xfail(strict=True, reason="BUG: ...")`` show a bug: they pass once it is fixed
-(and then the marker must go).
+Many of these were written against bugs the hostile review found (all fixed since); they stay
+as regression tests.
 """
 
 from __future__ import annotations
@@ -279,12 +279,6 @@ async def test_leaving_the_block_by_exception_while_the_lookup_runs(tmp_path: Pa
     assert no_tasks_left()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a second gather() cancelled while the first one's lookup runs calls "
-    "GroupRun.cancel(), a no-op before start: the group starts anyway and the cancelled "
-    "waiter blocks until every item has finished",
-)
 async def test_a_waiter_cancelled_during_the_lookup_cancels_the_group(tmp_path: Path) -> None:
     with GatedSQLiteCache(tmp_path / "cache.db") as cache:
         state = ExecutionState(cache=cache, observers=[])
@@ -308,11 +302,6 @@ async def test_a_waiter_cancelled_during_the_lookup_cancels_the_group(tmp_path: 
             await settle_tasks(first, second)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (contract): the group's timeout starts in GroupRun.start(), after the lookup, "
-    "so a hung cache or store read is not bounded by timeout=",
-)
 async def test_the_group_timeout_bounds_a_hung_lookup(tmp_path: Path) -> None:
     with GatedSQLiteCache(tmp_path / "cache.db") as cache:
         state = ExecutionState(cache=cache, observers=[])
@@ -647,12 +636,6 @@ async def test_fail_fast_with_followers_in_the_leaders_group_leaves_no_stale_fli
         assert (await later.gather())[0].result == "fine"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a follower that is delivered its leader's value never runs but its work is "
-    "not closed (RecallingGroup.deliver lacks item.close_unrun()): a coroutine is left "
-    "un-awaited ('never awaited' RuntimeWarning) and a task added as work keeps running",
-)
 @pytest.mark.parametrize("kind", ["coroutine", "task"])
 async def test_a_served_follower_closes_the_work_it_never_ran(kind: str) -> None:
     state = ExecutionState(cache=MemoryCache(), observers=[])
@@ -708,11 +691,6 @@ class ReadThenWaitCache(MemoryCache):
         return found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (low): single flight starts after the lookup (GroupRun.start), so a miss "
-    "read while another group ran and cached the same key runs it a second time",
-)
 async def test_a_miss_read_while_another_group_ran_the_key_is_not_paid_twice() -> None:
     cache = ReadThenWaitCache()
     state = ExecutionState(cache=cache, observers=[])
@@ -734,12 +712,6 @@ async def test_a_miss_read_while_another_group_ran_the_key_is_not_paid_twice() -
 # -- 4. the cache and dependencies ------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an item with unmet dependencies takes the lead of its key at start "
-    "(_take_flight: flights.lead), so a same-key item it depends on parks behind it: "
-    "deadlock, the group never ends",
-)
 async def test_same_key_items_where_the_leader_depends_on_the_follower() -> None:
     state = ExecutionState(cache=MemoryCache(), observers=[])
     calls = Calls()
@@ -752,12 +724,6 @@ async def test_same_key_items_where_the_leader_depends_on_the_follower() -> None
     assert calls.count["x"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an item with dependencies never follows a call in flight (its flight is "
-    "decided at start, while its dependencies are unmet): it runs the same key a second "
-    "time concurrently with the leader",
-)
 async def test_an_item_whose_dependencies_end_while_its_key_is_in_flight_follows() -> None:
     state = ExecutionState(cache=MemoryCache(), observers=[])
     release = asyncio.Event()
@@ -1048,11 +1014,6 @@ async def test_retried_items_are_saved_with_their_attempts(tmp_path: Path) -> No
     assert attempts == Counter({1: 3, 2: 3})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Scope.incomplete is per item, not per attempt: an item whose first attempt "
-    "saw a nested failure and whose retry completed everything is never saved nor cached",
-)
 async def test_an_item_that_completes_on_retry_after_a_nested_failure_is_saved() -> None:
     store, cache = MemoryStore(), MemoryCache()
     attempt = 0
@@ -1197,11 +1158,6 @@ async def test_values_survive_the_sqlite_store_and_cache(
     assert hits[0].cached and check(hits[0].result)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a cache hit is not validated into the actor's output_model (Recall.prepare / "
-    "prepare_event: cached_result(value) as decoded JSON), unlike a recovered result",
-)
 @pytest.mark.parametrize("sequential", [False, True], ids=["group-item", "sequential"])
 async def test_a_cache_hit_of_an_actor_with_an_output_model_is_that_model(
     sequential: bool,
@@ -1269,15 +1225,7 @@ class Poison:
     "backend",
     [
         "sqlite",
-        pytest.param(
-            "memory",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: MemoryStore.load decodes every item and raises on one bad value, "
-                "so every saved item of the group runs again (SQLiteStore leaves out only that "
-                "item, as the MemoryStore docstring promises parity)",
-            ),
-        ),
+        "memory",
     ],
 )
 async def test_one_undecodable_saved_value_reruns_only_its_item(
@@ -1426,12 +1374,6 @@ class GarbageStore(MemoryStore):
         return self.garbage
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: what a store's load() returns is used unchecked (Recall.prepare: "
-    "saved.get(), found.fingerprint): garbage raises AttributeError out of gather() and the "
-    "group is abandoned as CANCELLED, instead of a log line and the items running",
-)
 @pytest.mark.parametrize(
     "garbage",
     [["not", "a", "dict"], {"g/0:a": "not a SavedItem"}],
@@ -1570,12 +1512,6 @@ async def test_records_of_recovered_cached_and_followed_items() -> None:
     assert calls.count == Counter({"saved": 1, "w": 1, "f": 1})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: records of recalled items are published outside their span (start() "
-    "settles them in the caller's context), so they carry the caller's trace/span ids (or "
-    "none) instead of the ids of the short span made for them",
-)
 async def test_records_of_recovered_items_carry_their_own_span_ids() -> None:
     telemetry = InMemoryTelemetry()
     store = MemoryStore()
@@ -1680,13 +1616,6 @@ async def test_a_failing_sequential_leader_hands_over_to_a_follower() -> None:
     assert results[0].error_message == "the leader's call fails"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a sequential follower promoted to lead (its future set to None) and cancelled "
-    "before it resumes raises at `await waiter.future` without settling the flight it now "
-    "leads (event_recall.run_recalled): the other followers, and every later call of the "
-    "key in this state, wait forever",
-)
 async def test_a_promoted_follower_cancelled_before_it_resumes_hands_the_lead_on() -> None:
     gate, calls = asyncio.Event(), []
     event = slow_double(gate, calls, fail_first=True)
@@ -1707,12 +1636,6 @@ async def test_a_promoted_follower_cancelled_before_it_resumes_hands_the_lead_on
         await settle_tasks(leader, promoted, last)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Recall._fetch drops the saved item it popped from _loaded when the event "
-    "also has a cache key (wants_store=False, then `saved` is replaced by the cache-only "
-    "read): a cacheable sequential event after the first one in a scope is never recovered",
-)
 async def test_every_cacheable_sequential_event_of_a_scope_is_recovered() -> None:
     calls: list[int] = []
 

@@ -123,6 +123,8 @@ async def run_attempts(host: AttemptHost, item: Item) -> ExecutionResult:
         while True:
             attempt += 1
             item.attempts = attempt
+            if item.scope is not None:
+                item.scope.incomplete = False  # what failed inside an earlier attempt is over
             item.began = _perf()
             try:
                 try:

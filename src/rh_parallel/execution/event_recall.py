@@ -20,6 +20,7 @@ from rh_parallel.runtime.scope import Scope, current_scope
 
 if TYPE_CHECKING:
     from rh_parallel.execution.state import ExecutionState
+    from rh_parallel.model.actors import BaseActor
     from rh_parallel.model.events import EventInvocation
     from rh_parallel.runtime.observer import ItemInfo
 
@@ -41,24 +42,25 @@ async def run_recalled(
     address = scope.address
     event = invocation.event
     name = event.actor.name
+    epoch = recall.flights.landings
     known, fingerprint, key = await recall.prepare_event(invocation, parent.address, address)
     if key is not None and info is not None:
         hit = known is not None and known.cached
         state.observer_set.on_cache_lookups(None, int(hit), int(not hit))
     leads = False
     if known is None and key is not None:
-        waiter = _Waiter(asyncio.get_running_loop().create_future())
-        if recall.flights.join(key, waiter):
-            leader = await waiter.future
-            if leader is not None:
-                known = followed_result(leader, {"name": name})
-        leads = known is None
+        landed = recall.flights.landed(key, epoch)
+        if landed is not None:  # a call of this key completed since the lookup
+            known = followed_result(landed, {"name": name}, event.actor)
+        else:
+            known = await _follow(recall, key, name, event.actor)
+            leads = known is None
     if known is not None:
         if info is not None:
             info.attempts = 0  # it does not run
             state.observer_set.on_item_end(info, known)
         if state.publisher.bus.has_subscribers:
-            state.publisher.event_ended(event, address, known)
+            state.publisher.event_ended(event, address, known, info.span if info else None)
         if known.status is ResultStatus.RECOVERED or recall.store is None:
             return known
         result = known
@@ -82,6 +84,22 @@ async def run_recalled(
         if problem is not None:
             logger.warning("event %r: %s", name, problem)
     return result
+
+
+async def _follow(recall: Recall, key: str, name: str, actor: BaseActor) -> ExecutionResult | None:
+    """Wait for the call of ``key`` in flight and take its value; ``None`` when this event
+    leads the flight (there was none, or the leader failed and handed it on)."""
+    waiter = _Waiter(asyncio.get_running_loop().create_future())
+    if not recall.flights.join(key, waiter):
+        return None
+    try:
+        leader = await waiter.future
+    except asyncio.CancelledError:
+        future = waiter.future
+        if future.done() and not future.cancelled() and future.result() is None:
+            recall.flights.settle(key, None)  # promoted, then cancelled: hand the lead on
+        raise
+    return followed_result(leader, {"name": name}, actor) if leader is not None else None
 
 
 class _Waiter:

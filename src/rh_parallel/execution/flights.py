@@ -8,7 +8,7 @@ acts on its answers.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -34,13 +34,28 @@ class Follower(Protocol):
         ...
 
 
-class Flights:
-    """The calls in flight, by cache key. Not thread-safe: used on the event loop only."""
+LANDED_KEPT = 64
 
-    __slots__ = ("_flights",)
+
+class Flights:
+    """The calls in flight, by cache key, and the last ``LANDED_KEPT`` that landed ok, so a
+    call whose cache lookup missed just before another call of its key landed takes that value
+    instead of paying again. Not thread-safe: used on the event loop only."""
+
+    __slots__ = ("_flights", "_landed", "landings")
 
     def __init__(self) -> None:
         self._flights: dict[str, deque[Follower]] = {}
+        self._landed: OrderedDict[str, tuple[int, ExecutionResult]] = OrderedDict()
+        self.landings = 0
+        """How many calls landed ok so far: read it before a cache lookup, and pass it to
+        :meth:`landed` to learn what landed since."""
+
+    def landed(self, key: str, since: int) -> ExecutionResult | None:
+        """The result of a call of ``key`` that landed ok after ``since`` landings (newer
+        than a cache lookup made then), if it is still kept."""
+        entry = self._landed.get(key)
+        return entry[1] if entry is not None and entry[0] > since else None
 
     def __len__(self) -> int:
         return len(self._flights)
@@ -65,16 +80,28 @@ class Flights:
     def settle(self, key: str, leader: ExecutionResult | None) -> None:
         """The leader of ``key`` ended with ``leader`` (``None``: nothing to share, as if it
         failed): hand its followers what follows."""
-        delivered, promoted = self.land(key, leader is not None and leader.ok)
+        delivered, promoted = self.land(key, leader)
         for follower in delivered:
             assert leader is not None
             follower.deliver(leader)
         if promoted is not None:
             promoted.lead()
 
-    def land(self, key: str, ok: bool) -> tuple[list[Follower], Follower | None]:
-        """The leader of ``key`` ended: the followers that get its value (when ``ok``), or
-        the follower that leads now (when not; ``None`` when nobody waits any more)."""
+    def land(
+        self, key: str, leader: ExecutionResult | None
+    ) -> tuple[list[Follower], Follower | None]:
+        """The leader of ``key`` ended with ``leader`` (``None``: nothing to share): the
+        followers that get its value (when ok), or the follower that leads now (when not;
+        ``None`` when nobody waits any more)."""
+        ok = leader is not None and leader.ok
+        if ok:
+            assert leader is not None
+            self.landings += 1
+            landed = self._landed
+            landed[key] = (self.landings, leader)
+            landed.move_to_end(key)
+            if len(landed) > LANDED_KEPT:
+                landed.popitem(last=False)
         followers = self._flights.get(key)
         if followers is None:
             return [], None

@@ -36,6 +36,7 @@ class RecallingGroup:
     item_observers: ObserverSet | None
     _ready: deque[Item]
     _unkept_logged: bool
+    lookup_epoch: int  # landings of the state's flights when the group's lookup began
     _incomplete: bool
 
     def _queue_end(self, item: Item, result: ExecutionResult) -> None:
@@ -44,18 +45,19 @@ class RecallingGroup:
     def _settle(self) -> None:
         raise NotImplementedError
 
-    def _take_flight(self, recall: Recall, item: Item) -> bool:
-        """Whether ``item`` runs (leading its key's flight, or on its own behind unmet
-        dependencies), rather than waiting for a call of the same key already in flight."""
+    def _make_ready(self, recall: Recall, item: Item) -> None:
+        """Queue an item whose dependencies are met, unless a call of its cache key is in
+        flight (it waits for that value, holding no slot) or just landed (it takes it)."""
         key = item.cache_key
-        assert key is not None
-        if item.pending == 0:
+        if key is not None and not item.leads:
+            landed = recall.flights.landed(key, self.lookup_epoch)
+            if landed is not None:
+                self._serve(item, landed)
+                return
             if recall.flights.join(key, _Parked(self, item)):
-                return False
+                return
             item.leads = True
-        else:
-            item.leads = recall.flights.lead(key)
-        return True
+        self._ready.append(item)
 
     def _count_cache_lookups(self, recalled: Recalled) -> None:
         hits = misses = 0
@@ -70,22 +72,25 @@ class RecallingGroup:
             assert self.item_observers is not None and self.info is not None
             self.item_observers.on_cache_lookups(self.info, hits, misses)
 
+    def _serve(self, item: Item, leader: ExecutionResult) -> None:
+        item.close_unrun()
+        fields = {"index": item.index, "name": item.name, "group_id": self.group.group_id}
+        self._queue_end(item, followed_result(leader, fields, item.actor))
+
     def deliver(self, item: Item, leader: ExecutionResult) -> None:
         """The call ``item`` waited for completed: ``item`` ends with its value."""
-        if item.finishing:
-            return
-        fields = {"index": item.index, "name": item.name, "group_id": self.group.group_id}
-        self._queue_end(item, followed_result(leader, fields))
-        self._settle()
+        if not item.finishing:
+            self._serve(item, leader)
+            self._settle()
 
     def promote(self, item: Item) -> None:
-        """The call ``item`` waited for failed: ``item`` runs now, leading its key's flight."""
+        """The call ``item`` waited for failed: ``item`` runs now, leading its key's flight
+        (it waited with its dependencies met)."""
         if item.finishing:
             return
         item.leads = True
         item.queued_at = _perf()
-        if item.pending == 0:
-            self._ready.append(item)
+        self._ready.append(item)
         self._settle()
 
     def _keep(self, recall: Recall, item: Item, result: ExecutionResult) -> None:

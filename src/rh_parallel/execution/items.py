@@ -198,6 +198,7 @@ class Item(ItemInfo):
             self.kind = _TASK_KIND
         self.group = None
         self.scratch = None
+        self.span = None
         self.depends_on = depends_on
         self.dependents: list[Item] | None = None
         self.pending = 0

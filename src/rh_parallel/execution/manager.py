@@ -8,9 +8,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from rh_parallel.execution import dependencies
+from rh_parallel.execution.identity import user_cache_key
 from rh_parallel.execution.items import Item, WorkKind, check_work, close_work
 from rh_parallel.execution.options import GroupOptions
-from rh_parallel.execution.recall import user_cache_key
 from rh_parallel.execution.scheduler import GroupRun
 from rh_parallel.execution.slots import Loan
 from rh_parallel.execution.stopping import shown_in_stream
@@ -180,18 +180,27 @@ class ParallelExecutionManager:
                 self._abandon(GroupStatus.FAILED, exc)
                 raise
         recalled = None
+        looked_up = 0.0
         if run.recall is not None:
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            run.lookup_epoch = run.recall.flights.landings
             try:
-                recalled = await run.recall.prepare(
-                    self.group.address, self.group.group_id, run.items
-                )
+                # the group's timeout counts from here: a hung backend cannot stall it
+                async with asyncio.timeout(run.options.timeout):
+                    recalled = await run.recall.prepare(
+                        self.group.address, self.group.group_id, run.items
+                    )
+            except TimeoutError:
+                pass  # no time left: it starts and times out at once, as its timeout says
             except BaseException as exc:  # cancelled while looking up: it never started
                 self._abandon(GroupStatus.CANCELLED, exc)
                 raise
             if self._cancel_early:
                 self._abandon(GroupStatus.CANCELLED, asyncio.CancelledError("cancelled"))
                 return
-        run.start(self._state.current_item_info(), recalled)
+            looked_up = loop.time() - began
+        run.start(self._state.current_item_info(), recalled, looked_up)
 
     def _abandon(self, status: GroupStatus, error: BaseException) -> None:
         """End a group that never started: close its work, publish nothing."""
@@ -229,7 +238,7 @@ class ParallelExecutionManager:
             try:
                 await event.wait()
             except asyncio.CancelledError:
-                self._run.cancel()
+                self.cancel()  # also before it started (its start may be looking items up)
                 await self._run.wait_stopped()
                 if self._run.aborted is not None:  # a KeyboardInterrupt beats the cancel
                     raise self._run.aborted from None

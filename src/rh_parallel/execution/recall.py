@@ -11,17 +11,15 @@ a log line, never the run: the affected items simply run (again).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import functools
-import hashlib
-import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from pydantic_core import to_jsonable_python
-
 from rh_parallel.execution.flights import Flights
+from rh_parallel.execution.identity import identify
 from rh_parallel.execution.items import WorkKind
 from rh_parallel.model.enums import ResultStatus
 from rh_parallel.model.events import EventInvocation
@@ -33,73 +31,14 @@ if TYPE_CHECKING:
     from rh_parallel.model.actors import BaseActor
     from rh_parallel.store.protocols import ResultCache, RunStore
 
-__all__ = ["Recall", "Recalled", "cached_result", "followed_result", "identify", "user_cache_key"]
+__all__ = ["Recall", "Recalled", "cached_result", "followed_result"]
 
 logger = logging.getLogger("rh_parallel.store")
 
+SCOPES_KEPT = 1024  # scopes whose saved sequential events are kept loaded (least recent out)
+
 Recalled = dict[int, ExecutionResult]
 """Results known before a group runs, by item index (recovered or cached)."""
-
-
-def _digest(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-
-
-def _canonical(value: Any) -> str | None:
-    """Canonical JSON of ``value`` (sorted keys), or ``None`` when it has no JSON form."""
-    try:  # plain data, the common case, needs no conversion first
-        return _dumps(value)
-    except (TypeError, ValueError):
-        pass
-    try:  # models, dataclasses, dates, enums...
-        return _dumps(to_jsonable_python(value))
-    except (TypeError, ValueError):
-        return None
-
-
-_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
-
-
-def user_cache_key(key: str) -> str:
-    """The cache key of an item added with ``cache_key=key``."""
-    return _digest("key\0" + key)
-
-
-def identify(
-    kind: WorkKind, work: object, args: tuple[Any, ...], cacheable: bool
-) -> tuple[str | None, str | None]:
-    """The fingerprint of some work (``None``: nothing to compare) and, when ``cacheable``
-    and the work is a cacheable actor's event, its cache key.
-
-    An event: its actor's name and the canonical JSON of its validated input. A function:
-    its qualified name and its arguments (the name alone when they have no JSON form). A
-    coroutine or other awaitable: nothing that can be compared.
-    """
-    if kind is WorkKind.INVOCATION:
-        assert isinstance(work, EventInvocation)
-        actor = work.event.actor
-        try:
-            data = _canonical(actor.validate_input(work.input_data))
-        except Exception:  # invalid input: the item fails when it runs
-            return None, None
-        if data is None:
-            return None, None
-        basis = f"event\0{actor.name}\0{data}"
-        return _digest(basis), (
-            _digest("actor\0" + basis) if cacheable and actor.cacheable else None
-        )
-    if kind in (WorkKind.ASYNC_CALL, WorkKind.SYNC_CALL):
-        target: Any = work
-        extra: list[Any] = []
-        keywords: dict[str, Any] = {}
-        while isinstance(target, functools.partial):
-            extra[:0] = target.args
-            keywords = {**target.keywords, **keywords}
-            target = target.func
-        name = f"{getattr(target, '__module__', '')}.{getattr(target, '__qualname__', '')}"
-        data = _canonical([[*extra, *args], keywords])
-        return _digest(f"call\0{name}\0{data if data is not None else '?'}"), None
-    return None, None
 
 
 class Recall:
@@ -127,83 +66,123 @@ class Recall:
     # -- before running -------------------------------------------------------------------
 
     async def prepare(self, parent: str, group_id: str, items: list[Item]) -> Recalled | None:
-        """Identify ``items`` and look them up: the results known before they run."""
+        """Identify ``items`` and look them up: the results known before they run.
+
+        Never raises but for cancellation: a backend that fails or answers nonsense costs a
+        log line, and the items run.
+        """
+        try:
+            keys = self._identify(items)
+            saved, hits = await self._fetch(parent, keys, self._wants_store())
+            if not saved and not hits:
+                return None
+            recalled: Recalled = {}
+            for item in items:
+                result = self._known(
+                    item.actor,
+                    saved.get(item.address),
+                    item.fingerprint,
+                    hits,
+                    item.cache_key,
+                    _fields(item, group_id),
+                )
+                if result is not None:
+                    recalled[item.index] = result
+            return recalled
+        except Exception:
+            logger.warning(
+                "run %r: could not recall the items under %r; they run",
+                self.run_id,
+                parent or "the top level",
+                exc_info=True,
+            )
+            return None
+
+    def _identify(self, items: list[Item]) -> list[str]:
+        """Set each item's fingerprint and (with a cache) its cache key; the keys."""
         cache = self.cache
         keys: list[str] = []
         for item in items:
             fingerprint, key = identify(item.work_kind, item.work, item.args, cache is not None)
             item.fingerprint = fingerprint
+            if cache is None:
+                item.cache_key = None
+                continue
             if item.cache_key is None:
                 item.cache_key = key
             if item.cache_key is not None:
                 keys.append(item.cache_key)
-        if cache is None:
-            for item in items:
-                item.cache_key = None
-            keys = []
-        saved, hits = await self._fetch(parent, keys)
-        if not saved and not hits:
-            return None
-        recalled: Recalled = {}
-        for item in items:
-            found = saved.get(item.address)
-            if found is not None:
-                result = self.recovered(
-                    item.actor, found, item.fingerprint, _fields(item, group_id)
-                )
-                if result is not None:
-                    recalled[item.index] = result
-                    continue
-            if item.cache_key is not None and item.cache_key in hits:
-                value = hits[item.cache_key]
-                recalled[item.index] = cached_result(value, _fields(item, group_id))
-        return recalled
+        return keys
 
     async def prepare_event(
         self, invocation: EventInvocation, parent: str, address: str
     ) -> tuple[ExecutionResult | None, str | None, str | None]:
         """The result of a sequential event known before it runs (or ``None``), with its
-        fingerprint and cache key."""
+        fingerprint and cache key. Saved events are loaded once per scope."""
         fingerprint, key = identify(WorkKind.INVOCATION, invocation, (), self.cache is not None)
-        fields = {"index": None, "name": invocation.event.actor.name}
-        saved, hits = await self._fetch(parent, [key] if key is not None else [], one=address)
-        found = saved.get(address)
-        if found is not None:
-            result = self.recovered(invocation.event.actor, found, fingerprint, fields)
+        wants_store = self._wants_store() and parent not in self._loaded
+        try:
+            saved, hits = await self._fetch(parent, [key] if key is not None else [], wants_store)
+        except Exception:  # nonsense from a backend: the event runs
+            logger.warning("run %r: could not recall %r", self.run_id, address, exc_info=True)
+            return None, fingerprint, key
+        loaded = self._loaded
+        if wants_store:
+            loaded[parent] = saved
+            if len(loaded) > SCOPES_KEPT:
+                del loaded[next(iter(loaded))]
+        found = loaded[parent].pop(address, None) if parent in loaded else None
+        actor = invocation.event.actor
+        fields = {"index": None, "name": actor.name}
+        return self._known(actor, found, fingerprint, hits, key, fields), fingerprint, key
+
+    def _wants_store(self) -> bool:
+        return self.store is not None and self._resuming is not False
+
+    def _known(
+        self,
+        actor: BaseActor | None,
+        found: object,
+        fingerprint: str | None,
+        hits: dict[str, Any],
+        key: str | None,
+        fields: dict[str, Any],
+    ) -> ExecutionResult | None:
+        """The result known for one item: recovered from ``found``, or served from ``hits``."""
+        if isinstance(found, SavedItem):
+            result = self.recovered(actor, found, fingerprint, fields)
             if result is not None:
-                return result, fingerprint, key
-        if key is not None and key in hits:
-            return cached_result(hits[key], fields), fingerprint, key
-        return None, fingerprint, key
+                return result
+        if key is None or key not in hits:
+            return None
+        value = hits[key]
+        if actor is not None:
+            try:
+                value = actor.validate_output(value)
+            except Exception as exc:
+                logger.warning(
+                    "the cached value of %s does not fit its output model (%s); it runs",
+                    actor.name,
+                    exc,
+                )
+                return None
+        return cached_result(value, fields)
 
     async def _fetch(
-        self, parent: str, keys: list[str], one: str | None = None
+        self, parent: str, keys: list[str], wants_store: bool
     ) -> tuple[dict[str, SavedItem], dict[str, Any]]:
+        """The saved items under ``parent`` (when ``wants_store``) and the cache hits among
+        ``keys``, from a worker thread when a backend blocks."""
         store, cache = self.store, self.cache
-        wants_store = store is not None and self._resuming is not False
-        if not wants_store and not keys:
+        if not keys and not wants_store:
             return {}, {}
-        if one is not None and parent in self._loaded:
-            saved = self._loaded[parent]
-            found = saved.pop(one, None)
-            wants_store = False
-            if not keys:
-                return ({one: found} if found is not None else {}), {}
         blocking = (wants_store and store is not None and store.blocking) or (
             bool(keys) and cache is not None and cache.blocking
         )
-        fetch = functools.partial(
-            self._read, parent, keys if cache is not None else [], wants_store
-        )
+        fetch = functools.partial(self._read, parent, keys, wants_store)
         if blocking:
-            saved, hits = await asyncio.get_running_loop().run_in_executor(None, fetch)
-        else:
-            saved, hits = fetch()
-        if one is not None and wants_store:
-            found = saved.pop(one, None)
-            self._loaded[parent] = saved
-            saved = {one: found} if found is not None else {}
-        return saved, hits
+            return await asyncio.get_running_loop().run_in_executor(None, fetch)
+        return fetch()
 
     def _read(
         self, parent: str, keys: list[str], wants_store: bool
@@ -215,9 +194,9 @@ class Recall:
         if wants_store and store is not None:
             try:
                 if self._resuming is None:
-                    self._resuming = store.has_run(self.run_id)
+                    self._resuming = bool(store.has_run(self.run_id))
                 if self._resuming:
-                    saved = store.load(self.run_id, parent)
+                    saved = _checked(store.load(self.run_id, parent), "load()", store)
             except Exception:
                 logger.warning(
                     "could not read run %r from %r; its items under %r run again",
@@ -228,7 +207,7 @@ class Recall:
                 )
         if keys and self.cache is not None:
             try:
-                hits = self.cache.get_many(keys)
+                hits = _checked(self.cache.get_many(keys), "get_many()", self.cache)
             except Exception:
                 logger.warning("could not read the cache %r; ignored", self.cache, exc_info=True)
         return saved, hits
@@ -331,14 +310,28 @@ def cached_result(value: Any, fields: dict[str, Any]) -> ExecutionResult:
     return ExecutionResult.build(fields)
 
 
-def followed_result(leader: ExecutionResult, fields: dict[str, Any]) -> ExecutionResult:
-    """The result of a call that waited for ``leader`` (same key): a copy of its value, so
-    no two results share a mutable value."""
+def followed_result(
+    leader: ExecutionResult, fields: dict[str, Any], actor: BaseActor | None = None
+) -> ExecutionResult:
+    """The result of a call that waited for ``leader`` (same key): a copy of its value (no
+    two results share a mutable value), in ``actor``'s output model when it fits."""
     try:
         value = copy.deepcopy(leader.result)
     except Exception:
         value = leader.result
+    if actor is not None:
+        # another kind of work under the same key: its value as it is
+        with contextlib.suppress(Exception):
+            value = actor.validate_output(value)
     return cached_result(value, fields)
+
+
+def _checked(answer: object, method: str, backend: object) -> dict[str, Any]:
+    """A backend's answer if it is a dict; a log line and nothing if not."""
+    if isinstance(answer, dict):
+        return answer
+    logger.warning("%r.%s returned %s, not a dict; ignored", backend, method, type(answer).__name__)
+    return {}
 
 
 def _fields(item: Item, group_id: str) -> dict[str, Any]:

@@ -60,6 +60,17 @@ def _never_raises(publish: Callable[P, None]) -> Callable[P, None]:
     return guarded
 
 
+def span_ids(span: Any) -> tuple[str | None, str | None]:
+    """The hex trace and span ids of ``span`` (an OpenTelemetry span), or ``(None, None)``:
+    the bus then stamps the ids of the span current where the record is published."""
+    if span is None:
+        return None, None
+    context = span.get_span_context()
+    if not context.is_valid:
+        return None, None
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
 def truncate(value: Any, limit: int) -> str:
     """``repr(value)`` cut to ``limit`` characters; a ``__repr__`` that raises gives a
     stand-in (a record must never fail the run it describes)."""
@@ -111,6 +122,7 @@ class RecordPublisher:
         self, group: ParallelEventGroup, item: Item, status: ExecutionStatus, **fields: Any
     ) -> ExecutionEvent:
         actor = item.actor if item.actor is not None else self._stand_in(item.name)
+        trace_id, span_id = span_ids(item.span)
         return ExecutionEvent.model_construct(
             actor=actor,
             tag=item.tag,
@@ -123,8 +135,8 @@ class RecordPublisher:
             item_name=item.name,
             attempt=max(item.attempts, 1),
             queue_time=item.queue_time,
-            trace_id=None,
-            span_id=None,
+            trace_id=trace_id,
+            span_id=span_id,
             run_id=self.run_id,
             **fields,
         )
@@ -176,17 +188,23 @@ class RecordPublisher:
     # -- sequential events (run on their own, not as group items) --------------------------
 
     def _event_record(
-        self, event: ExecutionEvent, address: str, status: ExecutionStatus, **fields: Any
+        self,
+        event: ExecutionEvent,
+        address: str,
+        status: ExecutionStatus,
+        span: Any = None,
+        **fields: Any,
     ) -> ExecutionEvent:
         scope = current_scope.get()
+        trace_id, span_id = span_ids(span)
         return event.model_copy(
             update={
                 "address": address,
                 "execution_status": status,
                 "timestamp": time.time(),
                 "group_id": scope.group_id if scope is not None else None,
-                "trace_id": None,
-                "span_id": None,
+                "trace_id": trace_id,
+                "span_id": span_id,
                 "run_id": self.run_id,
                 **fields,
             }
@@ -197,6 +215,9 @@ class RecordPublisher:
         self.bus.publish(self._event_record(event, address, ExecutionStatus.STARTED))
 
     @_never_raises
-    def event_ended(self, event: ExecutionEvent, address: str, result: ExecutionResult) -> None:
+    def event_ended(
+        self, event: ExecutionEvent, address: str, result: ExecutionResult, span: Any = None
+    ) -> None:
+        """The end of a sequential event (``span``: its own, when it is not current now)."""
         status = result.status.as_execution_status
-        self.bus.publish(self._event_record(event, address, status, **self._outcome(result)))
+        self.bus.publish(self._event_record(event, address, status, span, **self._outcome(result)))

@@ -88,6 +88,7 @@ class GroupRun(RecallingGroup):
         self._context: contextvars.Context | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unkept_logged = False
+        self.lookup_epoch = 0
         self._incomplete = False  # an item failed, or completed over failed work inside it
 
     @property
@@ -101,11 +102,17 @@ class GroupRun(RecallingGroup):
 
     # -- starting -------------------------------------------------------------------------
 
-    def start(self, parent_item: ItemInfo | None, recalled: Recalled | None = None) -> None:
+    def start(
+        self,
+        parent_item: ItemInfo | None,
+        recalled: Recalled | None = None,
+        looked_up: float = 0.0,
+    ) -> None:
         """Publish the start and admit the first items; never awaits.
 
         ``recalled`` holds the results known before running (recovered or cached): those
-        items end at once, taking no slot.
+        items end at once, taking no slot. ``looked_up`` seconds of the group's timeout were
+        spent looking them up.
         """
         group = self.group
         total = len(self.items)
@@ -135,14 +142,17 @@ class GroupRun(RecallingGroup):
                     item.close_unrun()
                     self._queue_end(item, result)
                     continue
-                if item.cache_key is not None and not self._take_flight(recall, item):
-                    continue  # it waits for a call of the same key, holding no slot
+                if item.pending == 0:
+                    self._make_ready(recall, item)
+                continue
             if item.pending == 0:
                 self._ready.append(item)
         if recall is not None and self.item_observers is not None:
             self._count_cache_lookups(recalled or {})
         if self.options.timeout is not None:
-            self._timer = self._loop.call_later(self.options.timeout, self._on_timeout)
+            self._timer = self._loop.call_later(
+                max(0.0, self.options.timeout - looked_up), self._on_timeout
+            )
         self._settle()
 
     # -- admission ------------------------------------------------------------------------
@@ -346,6 +356,7 @@ class GroupRun(RecallingGroup):
             self._keep(self.recall, item, result)
         item.task = None
         item.scope = None
+        item.span = None
         if item.work_kind is not WorkKind.INVOCATION:
             item.work = None  # free the finished work now, not when the group ends
         if item.dependents:
@@ -353,7 +364,10 @@ class GroupRun(RecallingGroup):
             now = _perf()
             for dependent in ready:
                 dependent.queued_at = now
-                self._ready.append(dependent)
+                if self.recall is not None:
+                    self._make_ready(self.recall, dependent)
+                else:
+                    self._ready.append(dependent)
             for dependent in skipped:
                 dependent.close_unrun()
                 error = DependencyFailedError(dependent.name, item.name, status.value)

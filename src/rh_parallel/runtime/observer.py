@@ -54,6 +54,7 @@ class ItemInfo:
         "run_id",
         "running",
         "scratch",
+        "span",
     )
 
     def __init__(
@@ -78,6 +79,9 @@ class ItemInfo:
         self.attempts = 0
         self.queue_time = 0.0
         self.scratch: dict[object, Any] | None = None
+        # the item's own span, when a tracer records one: its records carry its ids, whatever
+        # task publishes them (an item skipped or stopped is recorded from another one)
+        self.span: Any = None
 
 
 class ExecutionObserver:

@@ -7,6 +7,7 @@ a value comes back as SQLite would return it (a tuple as a list, a model as a di
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -19,6 +20,8 @@ from rh_parallel.store.serialization import check_serializer, decode, encode
 from rh_parallel.store.writer import check_optional_seconds, check_seconds
 
 __all__ = ["MemoryCache", "MemoryStore"]
+
+logger = logging.getLogger("rh_parallel.store")
 
 
 @dataclass(slots=True)
@@ -68,7 +71,22 @@ class MemoryStore:
             if run is None:
                 return {}
             saved = [(a, run.items[a]) for a in run.parents.get(parent, ())]
-        return {address: self._decoded(run_id, address, kept) for address, kept in saved}
+        loaded: dict[str, SavedItem] = {}
+        broken: list[str] = []
+        for address, kept in saved:
+            try:
+                loaded[address] = self._decoded(run_id, address, kept)
+            except Exception:  # that item runs again; the others are still recovered
+                broken.append(address)
+        if broken:
+            logger.warning(
+                "run %r: %d saved value(s) under %r could not be decoded (%s...); they run again",
+                run_id,
+                len(broken),
+                parent,
+                broken[0],
+            )
+        return loaded
 
     def save(self, item: SavedItem) -> None:
         """Keep ``item`` (its value encoded now: ``TypeError`` naming the type when it cannot

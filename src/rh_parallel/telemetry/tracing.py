@@ -138,6 +138,7 @@ class TracingObserver(ExecutionObserver):
         span: Span = tracer.start_span(
             name, context=context, kind=SpanKind.INTERNAL, attributes=attributes
         )
+        item.span = span
         return span
 
     def item_scope(self, item: ItemInfo) -> AbstractContextManager[None] | None:
