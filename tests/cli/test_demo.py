@@ -183,7 +183,7 @@ def test_a_failed_run_resumed_by_the_same_command_runs_only_what_did_not_complet
     incomplete = {record["address"] for record in ended.values()} - whole
     assert incomplete and incomplete <= started
     for address in incomplete:
-        assert documents(second)[address.rsplit(":", 1)[1]]["status"] != "recovered"
+        assert documents(second)[address.rsplit("/", 1)[1]]["status"] != "recovered"
     # what the first run saved is kept as it was
     after = saved_items(store, "r1")
     for address, item in saved.items():

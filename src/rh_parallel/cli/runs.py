@@ -163,7 +163,8 @@ class Row:
 
 
 def _sort_key(address: str) -> list[tuple[int, str]]:
-    """Addresses in tree order, item indexes as numbers (``10:doc`` after ``9:doc``)."""
+    """Addresses in tree order: unnamed items by index as a number (``10:doc`` after
+    ``9:doc``) before named ones, by name."""
     key: list[tuple[int, str]] = []
     for part in address.split("/"):
         index, colon, rest = part.partition(":")

@@ -17,7 +17,7 @@ from rh_parallel.execution.stopping import shown_in_stream
 from rh_parallel.model.enums import GroupStatus, ResultStatus
 from rh_parallel.model.groups import ParallelEventGroup
 from rh_parallel.model.results import ExecutionResult
-from rh_parallel.runtime.runs import group_id
+from rh_parallel.runtime.runs import group_id, item_leaf
 from rh_parallel.runtime.scope import current_scope
 
 if TYPE_CHECKING:
@@ -145,7 +145,7 @@ class ParallelExecutionManager:
         item = Item(index, work, work_args, kind, name, deps, self.group.run_id)
         if cache_key is not None and self._run.recall is not None:
             item.cache_key = user_cache_key(cache_key)
-        item.address = f"{self.group.address}/{index}:{item.name}"
+        item.address = f"{self.group.address}/{item_leaf(index, name, item.name)}"
         if name is not None:
             self._names[name] = index
         self._run.items.append(item)

@@ -11,7 +11,7 @@ import hashlib
 import secrets
 import time
 
-__all__ = ["MAX_RUN_ID_LENGTH", "check_run_id", "group_id", "new_run_id"]
+__all__ = ["MAX_RUN_ID_LENGTH", "check_run_id", "group_id", "item_leaf", "new_run_id"]
 
 MAX_RUN_ID_LENGTH = 200
 
@@ -42,3 +42,18 @@ def group_id(run_id: str, address: str) -> str:
     """The id of the group at ``address`` in run ``run_id``."""
     digest = hashlib.blake2b(f"{run_id}\0{address}".encode(), digest_size=8)
     return "grp-" + digest.hexdigest()
+
+
+_ESCAPES = str.maketrans({"%": "%25", "/": "%2F", ":": "%3A"})
+
+
+def item_leaf(index: int, explicit_name: str | None, name: str) -> str:
+    """The last segment of an item's address: its name when it has one (so a resumed run
+    matches it by name, wherever it was added), else ``index:function``.
+
+    ``%``, ``/`` and ``:`` in names are escaped: a name never reads as another segment, and
+    only an unnamed item's segment has a bare ``:``, so the two forms never collide.
+    """
+    if explicit_name is not None:
+        return explicit_name.translate(_ESCAPES)
+    return f"{index}:{name.translate(_ESCAPES)}"
