@@ -59,7 +59,8 @@ class ParallelEventGroup(BaseModel):
     def trusted(cls, **fields: Any) -> ParallelEventGroup:
         """A group from fields the executor already checked, without validation (one per
         group on the hot path; ``ParallelEventGroup(...)`` validates and costs ~3 us)."""
-        values = {name: fields.get(name, default) for name, default in _DEFAULTS.items()}
+        values = _DEFAULTS.copy()
+        values.update(fields)
         values["errors"] = list(fields.get("errors", ()))  # never a shared default list
         group = cls.__new__(cls)
         object.__setattr__(group, "__dict__", values)

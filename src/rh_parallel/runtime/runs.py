@@ -55,5 +55,11 @@ def item_leaf(index: int, explicit_name: str | None, name: str) -> str:
     only an unnamed item's segment has a bare ``:``, so the two forms never collide.
     """
     if explicit_name is not None:
-        return explicit_name.translate(_ESCAPES)
-    return f"{index}:{name.translate(_ESCAPES)}"
+        return _escaped(explicit_name)
+    return f"{index}:{name if name.isidentifier() else name.translate(_ESCAPES)}"
+
+
+def _escaped(name: str) -> str:
+    if "%" in name or "/" in name or ":" in name:
+        return name.translate(_ESCAPES)
+    return name
