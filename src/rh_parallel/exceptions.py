@@ -15,6 +15,7 @@ __all__ = [
     "GroupTimeoutError",
     "RhParallelError",
     "StoreError",
+    "WorkerLostError",
 ]
 
 
@@ -69,3 +70,8 @@ class StoreError(RhParallelError):
     def __init__(self, message: str, path: str | None = None) -> None:
         super().__init__(message)
         self.path = path
+
+
+class WorkerLostError(RhParallelError):
+    """The worker process (or Ray worker) running an item died before it returned: the item
+    failed, and a retry policy that retries this error runs it again elsewhere."""

@@ -63,7 +63,7 @@ def identify(
         return _digest(basis), (
             _digest("actor\0" + basis) if cacheable and actor.cacheable else None
         )
-    if kind in (WorkKind.ASYNC_CALL, WorkKind.SYNC_CALL):
+    if kind in (WorkKind.ASYNC_CALL, WorkKind.SYNC_CALL, WorkKind.SHIPPED):
         target: Any = work
         extra: list[Any] = []
         keywords: dict[str, Any] = {}

@@ -11,6 +11,7 @@ from enum import IntEnum
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
+from rh_parallel.execution.executors import trace_carrier
 from rh_parallel.model.actors import BaseActor
 from rh_parallel.model.enums import EventType, ResultStatus
 from rh_parallel.model.events import EventInvocation
@@ -19,6 +20,7 @@ from rh_parallel.runtime.observer import ItemInfo
 
 if TYPE_CHECKING:
     from rh_parallel.execution.breaker import BreakerPermit
+    from rh_parallel.execution.executors import ItemExecutor
     from rh_parallel.execution.slots import GlobalLease
     from rh_parallel.runtime.scope import Scope
 
@@ -31,6 +33,7 @@ class WorkKind(IntEnum):
     INVOCATION = 2  # an event invocation: its actor's handler runs on every attempt
     ASYNC_CALL = 3  # an async function (or a lambda building an awaitable): called per attempt
     SYNC_CALL = 4  # a plain function: called per attempt in a worker thread
+    SHIPPED = 5  # a function sent with its arguments to the group's executor per attempt
 
 
 _TASK_KIND = EventType.TASK.kind
@@ -145,6 +148,7 @@ class Item(ItemInfo):
         "dependents",
         "depends_on",
         "execution_time",
+        "executor",
         "explicit_name",
         "fingerprint",
         "finishing",
@@ -217,6 +221,7 @@ class Item(ItemInfo):
         self.permit: BreakerPermit | None = None
         self.lease: GlobalLease | None = None
         self.scope: Scope | None = None
+        self.executor: ItemExecutor  # set by add() for SHIPPED work only
         self.cache_key: str | None = None
         self.fingerprint: str | None = None
         self.leads = False  # it leads the flight of its cache key (single flight)
@@ -236,6 +241,8 @@ class Item(ItemInfo):
             return made
         if kind is WorkKind.SYNC_CALL:
             return _in_thread(work, self.args)
+        if kind is WorkKind.SHIPPED:
+            return self.executor.run(work, self.args, trace_carrier())
         if kind is WorkKind.INVOCATION:
             work._awaited = True
             return work.run_body()  # type: ignore[no-any-return]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from rh_parallel.execution import dependencies
 from rh_parallel.execution.identity import user_cache_key
-from rh_parallel.execution.items import Item, WorkKind, check_work, close_work
+from rh_parallel.execution.items import Item, WorkKind, check_work, close_work, work_name
 from rh_parallel.execution.options import GroupOptions
 from rh_parallel.execution.scheduler import GroupRun
 from rh_parallel.execution.slots import Loan
@@ -111,6 +111,10 @@ class ParallelExecutionManager:
                     "group for more work"
                 )
             kind = check_work(work, work_args)
+            executor = self._run.options.executor
+            if executor is not None and kind in (WorkKind.ASYNC_CALL, WorkKind.SYNC_CALL):
+                executor.check(work, work_args, name or work_name(work, kind))
+                kind = WorkKind.SHIPPED
             retry = self._run.options.retry
             if kind in (WorkKind.COROUTINE, WorkKind.AWAITABLE) and retry and retry.retries:
                 what = "a bare coroutine" if kind is WorkKind.COROUTINE else "an awaitable"
@@ -143,6 +147,8 @@ class ParallelExecutionManager:
             self._coroutines.add(id(work))  # the items keep the objects alive meanwhile
         self._has_dependencies = self._has_dependencies or bool(deps)
         item = Item(index, work, work_args, kind, name, deps, self.group.run_id)
+        if kind is WorkKind.SHIPPED:
+            item.executor = executor
         if cache_key is not None and self._run.recall is not None:
             item.cache_key = user_cache_key(cache_key)
         item.address = f"{self.group.address}/{item_leaf(index, name, item.name)}"

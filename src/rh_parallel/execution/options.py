@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rh_parallel.execution.breaker import CircuitBreaker
 from rh_parallel.execution.checks import check_seconds
+from rh_parallel.execution.executors import ItemExecutor, as_item_executor
 from rh_parallel.execution.retry import RetryPolicy
 from rh_parallel.model.enums import ErrorStrategy
 
@@ -23,6 +25,7 @@ class GroupOptions:
     event_timeout: float | None = None
     retry: RetryPolicy | None = None
     circuit_breaker: CircuitBreaker | None = None
+    executor: ItemExecutor | Any = None  # what the user gave; an ItemExecutor once checked
 
     def __post_init__(self) -> None:
         workers = self.max_workers
@@ -49,6 +52,8 @@ class GroupOptions:
             raise TypeError(
                 f"circuit_breaker takes a CircuitBreaker(...), got {self.circuit_breaker!r}"
             )
+        if self.executor is not None:
+            object.__setattr__(self, "executor", as_item_executor(self.executor))
 
     def _check_threshold(self) -> None:
         threshold = self.failure_threshold

@@ -152,13 +152,17 @@ class ExecutionState:
         event_timeout: float | None = None,
         retry: RetryPolicy | None = None,
         circuit_breaker: CircuitBreaker | None = None,
+        executor: Any = None,
     ) -> ParallelExecutionManager:
         """A new parallel group, used as ``async with state.parallel(...) as p:``.
 
         ``max_workers`` bounds the items running at once; ``error_strategy`` and
         ``failure_threshold`` decide what a failure does; ``timeout`` bounds the whole group,
         ``event_timeout`` each attempt of each item; ``retry`` and ``circuit_breaker`` apply to
-        every item. Examples::
+        every item. ``executor`` (a ``concurrent.futures.Executor`` such as a process pool, or
+        ``rh_parallel.ray.RayExecutor()``) runs the group's callable items (``p.add(fn, x)``)
+        there instead of on the loop; event invocations and coroutines stay on the loop.
+        Examples::
 
             # stop at the first failure and re-raise it
             async with state.parallel(4, error_strategy=ErrorStrategy.FAIL_FAST) as p: ...
@@ -180,6 +184,7 @@ class ExecutionState:
             event_timeout=event_timeout,
             retry=retry,
             circuit_breaker=circuit_breaker,
+            executor=executor,
         )
         return ParallelExecutionManager(self, name, options)
 
