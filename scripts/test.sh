@@ -19,7 +19,7 @@ fi
 # The Debian package starts a system Prometheus on :9090; the tests start their own.
 if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
 
-"$PYTHON" -m pip install -q --disable-pip-version-check -e '.[test,integration]'
+"$PYTHON" -m pip install -q --disable-pip-version-check -e '.[test,integration,ray]'
 
 echo "== ruff"
 "$PYTHON" -m ruff check src tests benchmarks examples grafana

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
@@ -30,3 +31,15 @@ def state(bus: EventBus) -> ExecutionState:
 @pytest.fixture
 def capture(bus: EventBus) -> RecordCapture:
     return RecordCapture(bus)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    """One local Ray instance (2 CPUs) for the whole session: starting Ray takes seconds."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
