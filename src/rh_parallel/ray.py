@@ -61,14 +61,6 @@ def _configure_worker(environment: dict[str, str]) -> None:
         configure(service_name="rh-parallel-worker")
 
 
-def _flush_spans() -> None:
-    from opentelemetry import trace
-
-    flush = getattr(trace.get_tracer_provider(), "force_flush", None)
-    if flush is not None:
-        flush(timeout_millis=5_000)
-
-
 def run_in_worker(
     function: Callable[..., Any],
     args: tuple[Any, ...],
@@ -78,11 +70,8 @@ def run_in_worker(
     """The body of every Ray task: the shipped call under the item's trace context."""
     if telemetry is not None:
         _configure_worker(telemetry)
-    try:
-        return invoke(function, args, carrier)
-    finally:
-        if telemetry is not None:
-            _flush_spans()  # a worker may idle or be killed before its batch is due
+    # flushed after each task: a worker may idle or be killed before its batch is due
+    return invoke(function, args, carrier, flush=telemetry is not None)
 
 
 class RayExecutor:

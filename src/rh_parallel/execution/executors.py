@@ -24,7 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol, runtime_checkable
 
 from opentelemetry import context as otel_context
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 
 from rh_parallel.exceptions import WorkerLostError
 
@@ -59,11 +59,17 @@ async def _awaited(awaitable: Any) -> Any:
     return await awaitable
 
 
-def invoke(function: Callable[..., Any], args: tuple[Any, ...], carrier: dict[str, str]) -> Any:
+def invoke(
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    carrier: dict[str, str],
+    flush: bool = False,
+) -> Any:
     """Run one shipped call in the worker, under the caller's trace context.
 
     Module-level, so a process pool can pickle it. An ``async def`` (or anything returning an
-    awaitable) runs to completion on a loop of the worker's own.
+    awaitable) runs to completion on a loop of the worker's own. ``flush``: export the spans
+    the call made before returning (a worker process may be stopped before its next batch).
     """
     token = otel_context.attach(propagate.extract(carrier)) if carrier else None
     try:
@@ -74,6 +80,10 @@ def invoke(function: Callable[..., Any], args: tuple[Any, ...], carrier: dict[st
     finally:
         if token is not None:
             otel_context.detach(token)
+        if flush:
+            force_flush = getattr(trace.get_tracer_provider(), "force_flush", None)
+            if force_flush is not None:
+                force_flush(5_000)
 
 
 def _qualified(function: Callable[..., Any]) -> str:
@@ -124,11 +134,11 @@ class FuturesExecutor:
         pool = self._pool()
         loop = asyncio.get_running_loop()
         try:
-            future = loop.run_in_executor(pool, invoke, function, args, carrier)
+            future = loop.run_in_executor(pool, invoke, function, args, carrier, self.ships)
         except BrokenProcessPool:  # broken by an earlier crash: this call runs on a fresh one
             self._replace(pool)
             pool = self._pool()
-            future = loop.run_in_executor(pool, invoke, function, args, carrier)
+            future = loop.run_in_executor(pool, invoke, function, args, carrier, self.ships)
         try:
             return await future
         except BrokenProcessPool as exc:
