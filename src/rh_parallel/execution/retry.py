@@ -58,7 +58,10 @@ class RetryPolicy:
     ``max_delay``, then spread by ``±jitter`` (a share of the delay) so that many items failing
     together do not retry in lockstep. An attempt's failure is retried when its error is an
     instance of ``retry_on`` and not of ``exclude``; cancellation is never retried. The worker
-    slot is released during the backoff sleep.
+    slot is released during the backoff sleep. With ``respect_retry_after=True``, a failure
+    that carries a retry-after hint (an attribute ``retry_after``, or an HTTP response with a
+    ``Retry-After`` header, as httpx and openai SDK errors do) waits at least that long, and
+    pauses the rate limits of the item's group for as long.
 
     Every delay is a finite number of seconds (``max_delay`` included: a retry always wakes
     up), ``backoff`` a finite factor >= 1, ``jitter`` a share from 0 to 1, and
@@ -80,6 +83,7 @@ class RetryPolicy:
     jitter: float = 0.1
     retry_on: tuple[type[BaseException], ...] = (Exception,)
     exclude: tuple[type[BaseException], ...] = field(default=())
+    respect_retry_after: bool = False
 
     def __post_init__(self) -> None:
         def set_(name: str, value: Any) -> None:
@@ -115,6 +119,11 @@ class RetryPolicy:
         set_("jitter", jitter)
         set_("retry_on", _exception_classes("retry_on", self.retry_on))
         set_("exclude", _exception_classes("exclude", self.exclude))
+        if not isinstance(self.respect_retry_after, bool):
+            raise TypeError(
+                f"RetryPolicy(respect_retry_after={show(self.respect_retry_after)}) takes True "
+                "or False"
+            )
 
     @property
     def retries(self) -> bool:
