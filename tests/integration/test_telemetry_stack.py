@@ -156,9 +156,7 @@ def test_demo_spans_arrive_intact_over_otlp(phoenix: Phoenix, protocol: str) -> 
         spans = phoenix.spans(project)
         names = by_name(spans)
         expected = ("invoke_agent orchestrator", "invoke_workflow Document Processing")
-        ready = all(n in names for n in expected) and (
-            len(names.get("chat summarizer-small", [])) == 3
-        )
+        ready = all(n in names for n in expected) and (len(names.get("chat gpt-4o-mini", [])) == 3)
         return spans if ready else None
 
     spans = wait_until(complete, 30, f"every span of the run over {protocol}")
@@ -172,6 +170,10 @@ def test_demo_spans_arrive_intact_over_otlp(phoenix: Phoenix, protocol: str) -> 
     assert attributes["rh_parallel.group_size"] == 4
     assert attributes["rh_parallel.max_workers"] == 2
     assert attributes["gen_ai.operation.name"] == "invoke_workflow"
+    assert attributes["gen_ai.workflow.name"] == "Document Processing"
+    run_id = attributes["rh_parallel.run_id"]
+    assert root["attributes"]["rh_parallel.run_id"] == run_id
+    assert root["attributes"]["gen_ai.provider.name"] == "_OTHER"  # the demo agent names none
     documents = names["execute_tool process_document"]
     assert len(documents) == 3
     assert sorted(d["attributes"]["rh_parallel.parallel_index"] for d in documents) == [0, 1, 2]
@@ -179,13 +181,18 @@ def test_demo_spans_arrive_intact_over_otlp(phoenix: Phoenix, protocol: str) -> 
         assert document["parent_id"] == group["context"]["span_id"]
         assert document["attributes"]["rh_parallel.group_id"] == attributes["rh_parallel.group_id"]
         assert document["attributes"]["gen_ai.tool.name"] == "process_document"
+        assert document["attributes"]["rh_parallel.run_id"] == run_id
     nested = names["invoke_workflow analyze doc-01"][0]
     assert by_id[nested["parent_id"]]["name"] == "execute_tool process_document"
+    # chat spans are named by the model the LLM actor requests, not the actor's name
     summaries = [
-        s for s in names["chat summarizer-small"] if s["parent_id"] == nested["context"]["span_id"]
+        s for s in names["chat gpt-4o-mini"] if s["parent_id"] == nested["context"]["span_id"]
     ]
     assert len(summaries) == 1
-    assert summaries[0]["attributes"]["gen_ai.request.model"] == "summarizer-small"
+    assert summaries[0]["attributes"]["gen_ai.request.model"] == "gpt-4o-mini"
+    assert summaries[0]["attributes"]["gen_ai.provider.name"] == "openai"
+    assert summaries[0]["attributes"]["gen_ai.operation.name"] == "chat"
+    assert len(names["chat gpt-4.1-nano"]) == 3  # the classifier
     assert {s["context"]["trace_id"] for s in spans} == {root["context"]["trace_id"]}
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from rh_parallel import (
     LLM,
@@ -76,6 +76,30 @@ def test_actor_types_set_event_type() -> None:
     assert LLM(name="m", input_model=Numbers, handler=handler).event_type is EventType.LLM_CALL
     assert Agent(name="a", input_model=Numbers, handler=handler).event_type is EventType.AGENT_CALL
     assert EventType.LLM_CALL.kind == "llm" and EventType.TASK.kind == "task"
+
+
+def test_llm_and_agent_name_their_model_and_provider() -> None:
+    async def handler(i: object, c: object, s: object) -> None:
+        return None
+
+    llm = LLM(name="summarizer", input_model=Numbers, handler=handler)
+    assert (llm.model, llm.provider) == ("summarizer", None)  # the model defaults to the name
+    named = LLM(
+        name="summarizer",
+        model="gpt-4o-mini",
+        provider="openai",
+        input_model=Numbers,
+        handler=handler,
+    )
+    assert (named.name, named.model, named.provider) == ("summarizer", "gpt-4o-mini", "openai")
+    assert LLM(name="m", model=None, input_model=Numbers, handler=handler).model == "m"
+    with pytest.raises(ValidationError):
+        named.model = "gpt-4o"  # type: ignore[misc]  # actors stay frozen
+    for empty in ({"model": ""}, {"provider": ""}):
+        with pytest.raises(ValidationError):
+            LLM(name="m", input_model=Numbers, handler=handler, **empty)  # type: ignore[arg-type]
+    agent = Agent(name="planner", provider="anthropic", input_model=Numbers, handler=handler)
+    assert (agent.model, agent.provider) == (None, "anthropic")  # no model unless given
 
 
 async def test_output_model_is_validated(state: ExecutionState) -> None:

@@ -167,12 +167,22 @@ def build_actors(config: DemoConfig, breaker: CircuitBreaker) -> dict[str, Execu
     cacheable = config.cacheable
     summarize = ExecutionEvent(
         actor=LLM(
-            name="summarizer-small", input_model=TextInput, handler=llm_call, cacheable=cacheable
+            name="summarizer-small",
+            model="gpt-4o-mini",
+            provider="openai",
+            input_model=TextInput,
+            handler=llm_call,
+            cacheable=cacheable,
         )
     )
     classify = ExecutionEvent(
         actor=LLM(
-            name="classifier-small", input_model=TextInput, handler=llm_call, cacheable=cacheable
+            name="classifier-small",
+            model="gpt-4.1-nano",
+            provider="openai",
+            input_model=TextInput,
+            handler=llm_call,
+            cacheable=cacheable,
         )
     )
     search = ExecutionEvent(actor=Tool(name="search_api", input_model=TextInput, handler=enrich))

@@ -445,11 +445,28 @@ class GroupRun(RecallingGroup):
             if self._incomplete and self.parent_scope is not None:
                 self.parent_scope.incomplete = True  # its item is not saved as completed
         if self.info is not None:
+            if fields["status"] is not GroupStatus.COMPLETED:
+                self.info.deciding = self._deciding_failure()
             self.observers.on_group_end(self.info)
         self.publisher.group(group)
         self.done.set()
         if self.progress is not None:
             self.progress.set()
+
+    def _deciding_failure(self) -> ExecutionResult | None:
+        """The result that decided a group's unsuccessful outcome (what observers report it
+        as): the failure that stopped it under FAIL_FAST or its threshold; for a timeout or a
+        cancel, the first item the stop ended; otherwise the first failure recorded."""
+        stop = self.stop
+        if stop is not None and self._first_failure is not None:
+            return self._first_failure
+        wanted = stop.status if stop is not None else None
+        results = self.results
+        for index in self.completion_order:
+            result = results[index]
+            if result is not None and not result.ok and (wanted is None or result.status is wanted):
+                return result
+        return None
 
     # -- waiting (the NestedRun protocol) -------------------------------------------------
 

@@ -6,7 +6,7 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rh_parallel.model.enums import EventType
 
@@ -61,18 +61,43 @@ class BaseActor(BaseModel):
 
 
 class Tool(BaseActor):
-    """An actor whose events are tool calls (spans ``execute_tool {name}``)."""
+    """An actor whose events are tool calls: spans ``execute_tool {name}`` (kind INTERNAL);
+    ``description`` becomes ``gen_ai.tool.description``."""
 
     event_type: EventType = EventType.TOOL_CALL
 
 
 class LLM(BaseActor):
-    """An actor whose events are LLM calls (spans ``chat {name}``); ``name`` is the model."""
+    """An actor whose events are LLM calls: spans ``chat {model}`` (kind CLIENT).
+
+    ``model`` is the model the calls request (``gen_ai.request.model``), the actor's ``name``
+    when not given; ``provider`` is the GenAI provider (``gen_ai.provider.name``), best as one
+    of the conventions' well-known values (``openai``, ``anthropic``, ``aws.bedrock``,
+    ``gcp.vertex_ai``, ...); spans say ``_OTHER`` when it is not given.
+
+    >>> LLM(name="summarizer", model="gpt-4o-mini", provider="openai", ...)
+    """
 
     event_type: EventType = EventType.LLM_CALL
+    model: str | None = Field(default=None, min_length=1)
+    provider: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_defaults_to_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("model") is None and "name" in data:
+            data = {**data, "model": data["name"]}
+        return data
 
 
 class Agent(BaseActor):
-    """An actor whose events are agent calls (spans ``invoke_agent {name}``)."""
+    """An actor whose events are agent calls: spans ``invoke_agent {name}`` (kind INTERNAL).
+
+    ``provider`` is the GenAI provider the agent runs on (``gen_ai.provider.name``, ``_OTHER``
+    on spans when not given); ``model`` the model it requests, if one (no default: an agent's
+    name is not a model). ``description`` becomes ``gen_ai.agent.description``.
+    """
 
     event_type: EventType = EventType.AGENT_CALL
+    model: str | None = Field(default=None, min_length=1)
+    provider: str | None = Field(default=None, min_length=1)

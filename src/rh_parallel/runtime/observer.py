@@ -22,9 +22,15 @@ logger = logging.getLogger("rh_parallel.observer")
 
 
 class GroupInfo:
-    """What observers see of a running group: its live model and a scratch dict of their own."""
+    """What observers see of a running group: its live model and a scratch dict of their own.
 
-    __slots__ = ("breaker", "group", "parent_item", "scratch")
+    ``deciding`` is set when the group has ended without completing, before ``on_group_end``:
+    the result of the item whose failure decided the outcome (the one that stopped the group
+    under FAIL_FAST or its threshold; for a timeout or a cancel, the first item the stop ended;
+    otherwise the first failure recorded), ``None`` when no item result explains it.
+    """
+
+    __slots__ = ("breaker", "deciding", "group", "parent_item", "scratch")
 
     def __init__(
         self,
@@ -36,6 +42,7 @@ class GroupInfo:
         self.parent_item = parent_item
         self.breaker = breaker  # (name, state) of the group's circuit breaker, if it has one
         self.scratch: dict[object, Any] = {}
+        self.deciding: ExecutionResult | None = None
 
 
 class ItemInfo:

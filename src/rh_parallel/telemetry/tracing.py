@@ -1,10 +1,12 @@
 """The tracing observer: an OpenTelemetry span for every group and every item.
 
-Names follow the GenAI semantic conventions: ``invoke_workflow {group}`` for groups,
-``execute_tool``/``invoke_agent``/``chat {name}`` for actor events and ``execute_task {name}``
-for plain awaitables. The item's span is current while its code runs, so spans the user's own
-code opens (an HTTP client, an LLM SDK) nest under it. Only ``opentelemetry-api`` is used: with
-no SDK configured, the observer costs almost nothing and records nothing.
+Spans follow the OpenTelemetry GenAI semantic conventions v1.41.1 (``SEMCONV_VERSION``; see
+docs/observability.md for the table): ``invoke_workflow {group}`` (INTERNAL) for groups,
+``chat {model}`` (CLIENT), ``invoke_agent {name}`` and ``execute_tool {name}`` (INTERNAL) for
+actor events, and ``execute_task {name}`` (INTERNAL, ours) for plain awaitables. The item's
+span is current while its code runs, so spans the user's own code opens (an HTTP client, an
+LLM SDK) nest under it. Only ``opentelemetry-api`` is used: with no SDK configured, the
+observer costs almost nothing and records nothing.
 """
 
 from __future__ import annotations
@@ -22,13 +24,24 @@ from rh_parallel.model.enums import EventType, GroupStatus, ResultStatus
 from rh_parallel.model.results import ExecutionResult
 from rh_parallel.runtime.observer import ExecutionObserver, GroupInfo, ItemInfo
 
-__all__ = ["TracingObserver", "error_type"]
+__all__ = [
+    "OTHER",
+    "SCHEMA_URL",
+    "SEMCONV_VERSION",
+    "TracingObserver",
+    "error_type",
+    "exception_type",
+]
 
-_OPERATIONS = {
-    EventType.TOOL_CALL: ("execute_tool", "gen_ai.tool.name"),
-    EventType.AGENT_CALL: ("invoke_agent", "gen_ai.agent.name"),
-    EventType.LLM_CALL: ("chat", "gen_ai.request.model"),
-}
+SEMCONV_VERSION = "1.41.1"
+"""The release of the OpenTelemetry semantic conventions these spans follow."""
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"
+"""The tracer's schema: 1.41.1 is a patch release without a schema file of its own (its GenAI
+conventions are those of 1.41.0)."""
+OTHER = "_OTHER"
+"""The conventions' fallback value: ``error.type`` when nothing fits, ``gen_ai.provider.name``
+when an actor names no provider."""
+
 _ERROR_TYPES = {
     ResultStatus.TIMED_OUT: "timeout",
     ResultStatus.CANCELLED: "cancelled",
@@ -38,9 +51,24 @@ _ERROR_TYPES = {
 _NO_OP_PROVIDERS = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 
 
+def exception_type(error: BaseException) -> str:
+    """The fully qualified class name of ``error``, as the SDK writes ``exception.type``:
+    ``module.QualName``, or just ``QualName`` for a builtin (``ValueError``)."""
+    cls = type(error)
+    module = cls.__module__
+    return f"{module}.{cls.__qualname__}" if module and module != "builtins" else cls.__qualname__
+
+
 def error_type(result: ExecutionResult) -> str:
-    """The ``error.type`` of a failed result: a status keyword or the exception's class."""
-    return _ERROR_TYPES.get(result.status) or result.error_type or "error"
+    """The ``error.type`` of a failed result: ``timeout``, ``cancelled``, ``circuit_open`` or
+    ``dependency_failed`` by its status, else the exception's fully qualified class name, else
+    ``_OTHER``."""
+    keyword = _ERROR_TYPES.get(result.status)
+    if keyword is not None:
+        return keyword
+    if result.error is not None:
+        return exception_type(result.error)
+    return result.error_type or OTHER  # a result built without its exception: its own word
 
 
 class TracingObserver(ExecutionObserver):
@@ -57,7 +85,7 @@ class TracingObserver(ExecutionObserver):
         if isinstance(provider, _NO_OP_PROVIDERS):
             return None  # no SDK configured: spans would record nothing
         if self._tracer is None or self._tracer_for is not provider:
-            self._tracer = provider.get_tracer("rh_parallel")
+            self._tracer = provider.get_tracer("rh_parallel", schema_url=SCHEMA_URL)
             self._tracer_for = provider
         return self._tracer
 
@@ -68,18 +96,19 @@ class TracingObserver(ExecutionObserver):
         if tracer is None:
             return False  # no SDK: nothing to record for this group's items
         model = group.group
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "invoke_workflow",
+            "gen_ai.workflow.name": model.name,
+            "rh_parallel.group_id": model.group_id,
+            "rh_parallel.group_name": model.name,
+            "rh_parallel.group_size": model.total,
+            "rh_parallel.max_workers": model.max_workers,
+            "rh_parallel.address": model.address,
+        }
+        if model.run_id is not None:
+            attributes["rh_parallel.run_id"] = model.run_id
         span = tracer.start_span(
-            f"invoke_workflow {model.name}",
-            kind=SpanKind.INTERNAL,
-            attributes={
-                "gen_ai.operation.name": "invoke_workflow",
-                "rh_parallel.run_id": model.run_id or "",
-                "rh_parallel.group_id": model.group_id,
-                "rh_parallel.group_name": model.name,
-                "rh_parallel.group_size": model.total,
-                "rh_parallel.max_workers": model.max_workers,
-                "rh_parallel.address": model.address,
-            },
+            f"invoke_workflow {model.name}", kind=SpanKind.INTERNAL, attributes=attributes
         )
         group.scratch[self] = (tracer, span, trace.set_span_in_context(span))
         context = span.get_span_context()
@@ -103,9 +132,16 @@ class TracingObserver(ExecutionObserver):
             }
         )
         if model.status is not GroupStatus.COMPLETED:
-            kind = "cancelled" if model.status is GroupStatus.CANCELLED else _group_error(model)
+            # the failure that decided the outcome, spelled as on that item's span
+            deciding = group.deciding
+            if model.status is GroupStatus.CANCELLED:
+                kind = "cancelled"
+            elif deciding is not None:
+                kind = error_type(deciding)
+            else:
+                kind = OTHER
             span.set_attribute("error.type", kind)
-            span.set_status(Status(StatusCode.ERROR, f"group {model.status.value}"))
+            span.set_status(Status(StatusCode.ERROR, _group_description(model, deciding)))
         span.end()
 
     # -- items ----------------------------------------------------------------------------
@@ -121,23 +157,15 @@ class TracingObserver(ExecutionObserver):
             if tracer is None:
                 return None
             context = None
-        operation = _OPERATIONS.get(item.event_type)
         attributes: dict[str, Any] = {"rh_parallel.address": item.address}
         if item.run_id is not None:
             attributes["rh_parallel.run_id"] = item.run_id
-        if operation is not None:
-            name = f"{operation[0]} {item.actor.name if item.actor else item.name}"
-            attributes["gen_ai.operation.name"] = operation[0]
-            attributes[operation[1]] = item.actor.name if item.actor else item.name
-        else:
-            name = f"execute_task {item.name}"
+        name, kind = _describe(item, attributes)
         if item.group is not None:
             attributes["rh_parallel.group_id"] = item.group.group.group_id
             attributes["rh_parallel.parallel_index"] = item.index
         attributes["rh_parallel.attempts"] = max(item.attempts, 1)
-        span: Span = tracer.start_span(
-            name, context=context, kind=SpanKind.INTERNAL, attributes=attributes
-        )
+        span: Span = tracer.start_span(name, context=context, kind=kind, attributes=attributes)
         item.span = span
         return span
 
@@ -158,7 +186,7 @@ class TracingObserver(ExecutionObserver):
                 "retry",
                 {
                     "rh_parallel.attempt": item.attempts,
-                    "error.type": type(error).__name__ if error is not None else "error",
+                    "error.type": exception_type(error) if error is not None else OTHER,
                     "rh_parallel.retry_delay_s": delay,
                 },
             )
@@ -187,7 +215,8 @@ class TracingObserver(ExecutionObserver):
             span.set_attribute("error.type", kind)
             if result.status is ResultStatus.FAILED and result.error is not None:
                 _record_exception(span, result)
-            span.set_status(Status(StatusCode.ERROR, result.error_message or kind))
+            # the description is the message; never a repeat of error.type (Recording Errors)
+            span.set_status(Status(StatusCode.ERROR, result.error_message or None))
         if standalone:
             span.end()
 
@@ -203,15 +232,50 @@ def _record_exception(span: Span, result: ExecutionResult) -> None:
         span.add_event(
             "exception",
             {
-                "exception.type": f"{type(error).__module__}.{type(error).__qualname__}",
+                "exception.type": exception_type(error),
                 "exception.message": result.error_message or "",
             },
         )
 
 
-def _group_error(model: Any) -> str:
-    errors = model.errors
-    return errors[0].error_type or "error" if errors else "error"
+def _describe(item: ItemInfo, attributes: dict[str, Any]) -> tuple[str, SpanKind]:
+    """The span name and kind of ``item``, adding its ``gen_ai.*`` attributes: by the actor's
+    type, the conventions' span for it; ``execute_task {name}`` for a plain awaitable."""
+    actor = item.actor
+    event_type = item.event_type
+    if actor is None or event_type is EventType.TASK:
+        return f"execute_task {item.name}", SpanKind.INTERNAL
+    if event_type is EventType.LLM_CALL:
+        model = getattr(actor, "model", None) or actor.name
+        attributes["gen_ai.operation.name"] = "chat"
+        attributes["gen_ai.provider.name"] = getattr(actor, "provider", None) or OTHER
+        attributes["gen_ai.request.model"] = model
+        return f"chat {model}", SpanKind.CLIENT
+    if event_type is EventType.AGENT_CALL:
+        attributes["gen_ai.operation.name"] = "invoke_agent"
+        attributes["gen_ai.provider.name"] = getattr(actor, "provider", None) or OTHER
+        attributes["gen_ai.agent.name"] = actor.name
+        if actor.description:
+            attributes["gen_ai.agent.description"] = actor.description
+        model = getattr(actor, "model", None)
+        if model:
+            attributes["gen_ai.request.model"] = model
+        return f"invoke_agent {actor.name}", SpanKind.INTERNAL
+    attributes["gen_ai.operation.name"] = "execute_tool"
+    attributes["gen_ai.tool.name"] = actor.name
+    attributes["gen_ai.tool.type"] = "function"  # application code the client runs itself
+    if actor.description:
+        attributes["gen_ai.tool.description"] = actor.description
+    return f"execute_tool {actor.name}", SpanKind.INTERNAL
+
+
+def _group_description(model: Any, deciding: ExecutionResult | None) -> str:
+    """A group span's status description: what ended it, never a repeat of ``error.type``."""
+    summary = f"{model.failed} failed, {model.cancelled} cancelled of {model.total}"
+    if deciding is None:
+        return summary
+    message = deciding.error_message or deciding.status.value
+    return f"{summary}; item {deciding.name!r}: {message}"
 
 
 class _CurrentSpan(AbstractContextManager[None]):
