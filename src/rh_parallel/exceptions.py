@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CircuitOpenError",
     "DependencyFailedError",
+    "EventTimeoutError",
     "FailureThresholdExceeded",
     "GroupTimeoutError",
     "RhParallelError",
@@ -75,3 +76,8 @@ class StoreError(RhParallelError):
 class WorkerLostError(RhParallelError):
     """The worker process (or Ray worker) running an item died before it returned: the item
     failed, and a retry policy that retries this error runs it again elsewhere."""
+
+
+class EventTimeoutError(RhParallelError, TimeoutError):
+    """An attempt of an item passed the group's ``event_timeout`` (its status: ``timed_out``);
+    a ``TimeoutError``, so ``retry_on=(TimeoutError,)`` retries it."""

@@ -607,3 +607,24 @@ async def test_json_log_lines_carry_their_own_items_span_ids(
         span = spans[line["address"]]
         assert line["span_id"] == format(span.context.span_id, "016x"), line
         assert line["trace_id"] == format(span.context.trace_id, "032x"), line
+
+
+async def test_a_retry_after_an_event_timeout_says_timeout() -> None:
+    telemetry = InMemoryTelemetry()
+    state = telemetry.state()
+    calls = 0
+
+    async def slow_then_quick() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await asyncio.sleep(1)
+        return "ok"
+
+    retry = RetryPolicy(max_attempts=2, initial_delay=0, jitter=0)
+    async with state.parallel(1, event_timeout=0.05, retry=retry) as p:
+        p.add("slow", slow_then_quick)
+    (result,) = await p.gather()
+    assert result.ok and result.attempts == 2
+    (event,) = [e for e in telemetry.span("execute_task slow").events if e.name == "retry"]
+    assert event.attributes is not None and event.attributes["error.type"] == "timeout"

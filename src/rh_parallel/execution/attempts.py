@@ -12,6 +12,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
+from rh_parallel.exceptions import EventTimeoutError
 from rh_parallel.execution.items import Item, WorkKind, adopt
 from rh_parallel.execution.stopping import stopped_outcome
 from rh_parallel.model.enums import ResultStatus
@@ -143,7 +144,7 @@ async def run_attempts(host: AttemptHost, item: Item) -> ExecutionResult:
                         await _close_children(item)
             except TimeoutError as timeout_error:
                 if event_timeout is not None and deadline.expired():
-                    expired = TimeoutError(
+                    expired = EventTimeoutError(
                         f"item {item.name!r} passed event_timeout={event_timeout}s"
                     )
                     result = failed(item, group_id, expired, ResultStatus.TIMED_OUT)

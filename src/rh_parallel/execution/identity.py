@@ -59,7 +59,8 @@ def identify(
             return None, None
         if data is None:
             return None, None
-        basis = f"event\0{actor.name}\0{data}"
+        model = getattr(actor, "model", None)  # another model answers differently
+        basis = f"event\0{actor.name}\0{model or ''}\0{data}"
         return _digest(basis), (
             _digest("actor\0" + basis) if cacheable and actor.cacheable else None
         )

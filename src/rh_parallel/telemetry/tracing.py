@@ -20,6 +20,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
 
+from rh_parallel.exceptions import EventTimeoutError
 from rh_parallel.model.enums import EventType, GroupStatus, ResultStatus
 from rh_parallel.model.results import ExecutionResult
 from rh_parallel.runtime.observer import ExecutionObserver, GroupInfo, ItemInfo
@@ -57,6 +58,15 @@ def exception_type(error: BaseException) -> str:
     cls = type(error)
     module = cls.__module__
     return f"{module}.{cls.__qualname__}" if module and module != "builtins" else cls.__qualname__
+
+
+def _retried_error_type(error: BaseException | None) -> str:
+    """The ``error.type`` of a failed attempt, spelled as on an item span that ended so."""
+    if error is None:
+        return OTHER
+    if isinstance(error, EventTimeoutError):
+        return "timeout"
+    return exception_type(error)
 
 
 def error_type(result: ExecutionResult) -> str:
@@ -186,7 +196,7 @@ class TracingObserver(ExecutionObserver):
                 "retry",
                 {
                     "rh_parallel.attempt": item.attempts,
-                    "error.type": exception_type(error) if error is not None else OTHER,
+                    "error.type": _retried_error_type(error),
                     "rh_parallel.retry_delay_s": delay,
                 },
             )
