@@ -44,7 +44,8 @@ async def test_event_timeout_fails_the_item_and_frees_its_slot(state: ExecutionS
         p.add("slow", lambda: probe.run(asyncio.sleep(10)))
         p.add("next", lambda: probe.run(asyncio.sleep(0, result="ran")))
     slow, nxt = await p.gather()
-    assert slow.status is ResultStatus.TIMED_OUT and slow.error_type == "TimeoutError"
+    assert slow.status is ResultStatus.TIMED_OUT and slow.error_type == "EventTimeoutError"
+    assert isinstance(slow.error, TimeoutError)  # retry_on=(TimeoutError,) retries it
     assert "event_timeout=0.02" in (slow.error_message or "")
     assert nxt.ok and nxt.result == "ran"
     assert probe.peak == 1
