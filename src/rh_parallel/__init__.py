@@ -16,15 +16,20 @@ import typing as _typing
 from rh_parallel.exceptions import (
     CircuitOpenError,
     DependencyFailedError,
+    EventTimeoutError,
     FailureThresholdExceeded,
     GroupTimeoutError,
     RhParallelError,
+    StoreError,
+    WorkerLostError,
 )
 from rh_parallel.execution import (
+    AdaptiveLimit,
     CircuitBreaker,
     CircuitState,
     ExecutionState,
     ParallelExecutionManager,
+    RateLimit,
     RetryPolicy,
 )
 from rh_parallel.execution.state import set_default_observers
@@ -75,6 +80,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LLM",
+    "AdaptiveLimit",
     "Agent",
     "BaseActor",
     "CircuitBreaker",
@@ -84,6 +90,7 @@ __all__ = [
     "ErrorStrategy",
     "EventBus",
     "EventPrinter",
+    "EventTimeoutError",
     "EventType",
     "ExecutionEvent",
     "ExecutionResult",
@@ -95,8 +102,11 @@ __all__ = [
     "ParallelEventGroup",
     "ParallelEventPrinter",
     "ParallelExecutionManager",
+    "RateLimit",
     "ResultStatus",
     "RetryPolicy",
     "RhParallelError",
+    "StoreError",
     "Tool",
+    "WorkerLostError",
 ]

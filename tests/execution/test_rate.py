@@ -134,3 +134,172 @@ def test_adaptive_limit_arguments_are_checked() -> None:
         AdaptiveLimit(initial=1, min=0)
     with pytest.raises(TypeError, match="decrease_on"):
         AdaptiveLimit(decrease_on=["429"])  # type: ignore[arg-type]
+
+
+# -- in groups --------------------------------------------------------------------------
+
+
+async def test_a_shared_rate_limit_spaces_the_starts_of_every_group() -> None:
+    from rh_parallel import ExecutionState
+
+    limit = RateLimit(10, per=0.5, name="api")
+    state = ExecutionState(observers=[])
+    starts: list[float] = []
+
+    async def call() -> None:
+        starts.append(time.monotonic())
+
+    async def group() -> None:
+        async with state.parallel(8, rate_limit=limit) as p:
+            for _ in range(8):
+                p.add(call)
+
+    await asyncio.gather(group(), group())
+    assert len(starts) == 16
+    assert most_in_any_window(starts, 0.5 - limit.interval * 0.1) <= 10
+
+
+async def test_waiting_for_a_rate_holds_no_global_slot() -> None:
+    """One global slot; group A's second item waits a long time for its rate; group B (no
+    rate) gets the slot meanwhile and finishes."""
+    from rh_parallel import ExecutionState
+
+    state = ExecutionState(observers=[], global_max_workers=1)
+    slow = RateLimit(1, per=60, name="slow")
+    b_done = asyncio.Event()
+
+    async def noop() -> None:
+        return None
+
+    async def a_group() -> None:
+        async with state.parallel(2, rate_limit=slow) as a:
+            a.add(noop)
+            a.add(noop)  # waits ~60 s for the rate
+
+    async def b_group() -> None:
+        async with state.parallel(2) as b:
+            for _ in range(3):
+                b.add(noop)
+        b_done.set()
+
+    waiting = asyncio.ensure_future(a_group())
+    await asyncio.sleep(0.01)
+    await asyncio.wait_for(b_group(), 10)
+    assert b_done.is_set() and not waiting.done()
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert state.global_limiter is not None and state.global_limiter.free == 1
+
+
+async def test_a_retry_after_hint_delays_the_next_attempt_and_pauses_the_limit() -> None:
+    from rh_parallel import ExecutionState, RetryPolicy
+
+    state = ExecutionState(observers=[])
+    limit = RateLimit(1000, name="provider")
+    attempts: list[float] = []
+
+    async def throttled() -> str:
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:
+            raise Hinted()  # retry_after = 2.5 s is too long for a test: patched below
+        return "ok"
+
+    Hinted.retry_after = 0.3
+    try:
+        retry = RetryPolicy(max_attempts=2, initial_delay=0.001, respect_retry_after=True)
+        async with state.parallel(2, retry=retry, rate_limit=limit) as p:
+            p.add(throttled)
+        (result,) = await p.gather()
+    finally:
+        Hinted.retry_after = 2.5
+    assert result.ok and result.attempts == 2
+    assert attempts[1] - attempts[0] >= 0.29  # at least the hint (a lower bound)
+
+
+async def test_retry_after_is_ignored_unless_asked() -> None:
+    from rh_parallel import ExecutionState, RetryPolicy
+
+    state = ExecutionState(observers=[])
+    attempts: list[float] = []
+
+    async def throttled() -> str:
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:
+            raise Hinted()  # asks for 2.5 s
+        return "ok"
+
+    retry = RetryPolicy(max_attempts=2, initial_delay=0.001, jitter=0)
+    async with state.parallel(1, retry=retry) as p:
+        p.add(throttled)
+    await p.gather()
+    assert attempts[1] - attempts[0] < 2.5
+
+
+async def test_a_waiting_item_says_why_on_the_bus() -> None:
+    from rh_parallel import EventBus, ExecutionEvent, ExecutionState
+    from rh_parallel.testing import RecordCapture
+
+    bus = EventBus()
+    capture = RecordCapture(bus)
+    state = ExecutionState(event_bus=bus, observers=[])
+    limit = RateLimit(20, name="search-api")
+
+    async def noop() -> None:
+        return None
+
+    async with state.parallel(4, rate_limit=limit) as p:
+        for _ in range(3):
+            p.add(noop)
+    await state.aclose()
+    waiting = [
+        r
+        for r in capture.records
+        if isinstance(r, ExecutionEvent) and r.execution_status == "waiting"
+    ]
+    assert len(waiting) == 2  # the first start does not wait
+    assert all(r.message == "waiting for rate limit 'search-api'" for r in waiting)
+
+
+class TooMany(Exception):
+    """A provider's 429, as an HTTP client raises it."""
+
+    def __init__(self) -> None:
+        super().__init__("HTTP 429")
+        self.response = Response(429, {})
+
+
+async def test_an_adaptive_limit_settles_near_the_capacity() -> None:
+    """A provider that takes 3 calls at once and answers 429 above: the adaptive limit comes
+    down from 8 and the group finishes with fewer 429s than a fixed limit of 8."""
+    from rh_parallel import ExecutionState, RetryPolicy
+
+    async def run(max_workers: Any) -> tuple[int, int]:
+        state = ExecutionState(observers=[])
+        running = refused = 0
+
+        async def call() -> str:
+            nonlocal running, refused
+            running += 1
+            try:
+                await asyncio.sleep(0.002)
+                if running > 3:
+                    refused += 1
+                    raise TooMany()
+                return "ok"
+            finally:
+                running -= 1
+
+        retry = RetryPolicy(max_attempts=50, initial_delay=0.002, max_delay=0.01)
+        async with state.parallel(max_workers, retry=retry) as p:
+            for _ in range(60):
+                p.add(call)
+        results = await p.gather()
+        assert all(r.ok for r in results)
+        return refused, p.group.max_workers
+
+    adaptive = AdaptiveLimit(initial=8, min=1, max=16)
+    refused_adaptive, final = await run(adaptive)
+    refused_fixed, _ = await run(8)
+    assert adaptive.limit <= 4 and final <= 4  # the group follows at its next admission
+    assert refused_adaptive < refused_fixed

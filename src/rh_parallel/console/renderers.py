@@ -85,7 +85,7 @@ class _Base:
             parts.append(style.paint("(cached)", "dim"))
         elif status in _TERMINAL and event.get("execution_time") is not None:
             parts.append(f"({duration(event['execution_time'])})")
-        if status == "retrying" and event.get("message"):
+        if status in ("retrying", "waiting") and event.get("message"):
             parts.append(style.paint(str(event["message"]), "dim"))
         elif (
             status in _TERMINAL

@@ -16,6 +16,7 @@ __all__ = ["Style", "style_for"]
 _UNICODE = {
     "started": "▶",
     "retrying": "↻",
+    "waiting": "⧗",
     "completed": "✔",
     "failed": "✘",
     "cancelled": "⊘",
@@ -29,6 +30,7 @@ _UNICODE = {
 _ASCII = {
     "started": ">",
     "retrying": "~",
+    "waiting": "z",
     "completed": "+",
     "failed": "x",
     "cancelled": "-",
@@ -56,6 +58,7 @@ _COLOURS = {
     "cancelled": "33",
     "skipped": "33",
     "retrying": "33",
+    "waiting": "33",
     "started": "36",
     "running": "36",
     "dim": "2",

@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from rh_parallel.exceptions import EventTimeoutError
 from rh_parallel.execution.items import Item, WorkKind, adopt
+from rh_parallel.execution.rate import retry_after
 from rh_parallel.execution.stopping import stopped_outcome
 from rh_parallel.model.enums import ResultStatus
 from rh_parallel.model.results import ExecutionResult
 
 if TYPE_CHECKING:
     from rh_parallel.execution.options import GroupOptions
+    from rh_parallel.execution.rate import RateLimit
     from rh_parallel.execution.records import RecordPublisher
     from rh_parallel.execution.slots import GroupSlots
     from rh_parallel.execution.stopping import Stop
@@ -40,6 +42,7 @@ class AttemptHost(Protocol):
     publisher: RecordPublisher
     item_observers: ObserverSet | None
     stop: Stop | None
+    rates: tuple[RateLimit, ...]
 
     def give_back_slot(self, item: Item) -> None: ...
 
@@ -111,6 +114,8 @@ async def run_attempts(host: AttemptHost, item: Item) -> ExecutionResult:
     group_id = host.group.group_id
     lease = item.lease
     try:
+        if host.rates:
+            await _wait_for_rates(host, item)
         if lease is not None:
             await lease.acquire()
         item.queue_time += _perf() - item.queued_at
@@ -154,6 +159,9 @@ async def run_attempts(host: AttemptHost, item: Item) -> ExecutionResult:
                 result = failed(item, group_id, exc, ResultStatus.FAILED)
             else:
                 result = _completed(item, group_id, value)
+            adaptive = options.adaptive
+            if adaptive is not None:
+                adaptive.observe(result.error if not result.ok else None)
             permit = item.permit
             if permit is not None:
                 item.permit = None
@@ -189,18 +197,25 @@ async def _back_off(
     retry = host.options.retry
     assert retry is not None
     delay = retry.delay(item.attempts)
+    hint = retry_after(failure.error) if retry.respect_retry_after else None
+    if hint is not None:
+        delay = max(delay, hint)
+        for rate in host.rates:
+            rate.pause(hint)  # the provider asked everyone who shares the limit to wait
     host.group.retries += 1
     item.running = False
     observers = host.item_observers
     if observers is not None:
         observers.on_item_retry(item, failure.error, delay)
-    host.publisher.item_retrying(host.group, item, failure, delay)
+    host.publisher.item_retrying(host.group, item, failure, delay, hint is not None)
     host.give_back_slot(item)
     lease = item.lease
     if lease is not None:
         lease.release()
     await asyncio.sleep(delay)
     waited = _perf()
+    if host.rates:
+        await _wait_for_rates(host, item)  # holding no slot
     await host.slots.take_back()
     item.holds_slot = True
     if lease is not None:
@@ -217,3 +232,14 @@ async def _back_off(
                 observers.on_breaker_rejection(breaker.name)
             return failed(item, host.group.group_id, breaker.rejection(), ResultStatus.REJECTED)
     return None
+
+
+async def _wait_for_rates(host: AttemptHost, item: Item) -> None:
+    """Wait for each rate limit of the group before an attempt, holding no global slot;
+    a wait is announced (printers say why the item waits) and counted."""
+    for rate in host.rates:
+        if not rate.ready():
+            host.publisher.item_waiting(host.group, item, f"waiting for rate limit {rate.name!r}")
+        seconds = await rate.wait()
+        if seconds > 0.0005 and host.item_observers is not None:
+            host.item_observers.on_item_wait(item, rate.name, seconds)

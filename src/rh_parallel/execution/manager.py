@@ -53,7 +53,7 @@ class ParallelExecutionManager:
             address=address,
             parent_group_id=parent.group_id,
             depth=parent.depth,
-            max_workers=options.max_workers,
+            max_workers=options.workers,
             error_strategy=options.error_strategy.value,
         )
         self._state = state
@@ -66,6 +66,7 @@ class ParallelExecutionManager:
             parent.depth,
             state.recall,
             parent,
+            tuple(dict.fromkeys(r for r in (options.rate_limit, state.rate_limit) if r)),
         )
         self._names: dict[str, int] = {}
         self._coroutines: set[int] = set()

@@ -8,6 +8,7 @@ from typing import Any
 from rh_parallel.execution.breaker import CircuitBreaker
 from rh_parallel.execution.checks import check_seconds
 from rh_parallel.execution.executors import ItemExecutor, as_item_executor
+from rh_parallel.execution.rate import AdaptiveLimit, RateLimit
 from rh_parallel.execution.retry import RetryPolicy
 from rh_parallel.model.enums import ErrorStrategy
 
@@ -18,7 +19,7 @@ __all__ = ["GroupOptions"]
 class GroupOptions:
     """Everything ``state.parallel()`` accepts besides the name."""
 
-    max_workers: int = 5
+    max_workers: int | AdaptiveLimit = 5
     error_strategy: ErrorStrategy = ErrorStrategy.FAIL_SLOW
     failure_threshold: int | float | None = None
     timeout: float | None = None
@@ -26,11 +27,16 @@ class GroupOptions:
     retry: RetryPolicy | None = None
     circuit_breaker: CircuitBreaker | None = None
     executor: ItemExecutor | Any = None  # what the user gave; an ItemExecutor once checked
+    rate_limit: RateLimit | None = None
 
     def __post_init__(self) -> None:
         workers = self.max_workers
-        if isinstance(workers, bool) or not isinstance(workers, int):
-            raise TypeError(f"max_workers takes an int, got {workers!r}")
+        if isinstance(workers, AdaptiveLimit):
+            workers = workers.limit
+        elif isinstance(workers, bool) or not isinstance(workers, int):
+            raise TypeError(
+                f"max_workers takes an int or an AdaptiveLimit(initial, min, max), got {workers!r}"
+            )
         if workers < 1:
             raise ValueError(f"max_workers={workers} must be >= 1 (1 runs the items one at a time)")
         strategy = self.error_strategy
@@ -54,6 +60,21 @@ class GroupOptions:
             )
         if self.executor is not None:
             object.__setattr__(self, "executor", as_item_executor(self.executor))
+        if self.rate_limit is not None and not isinstance(self.rate_limit, RateLimit):
+            raise TypeError(
+                f"rate_limit takes a RateLimit(rate, per=1.0, name=...), got {self.rate_limit!r}"
+            )
+
+    @property
+    def workers(self) -> int:
+        """The concurrency limit now (an adaptive limit's current value)."""
+        workers = self.max_workers
+        return workers.limit if isinstance(workers, AdaptiveLimit) else workers
+
+    @property
+    def adaptive(self) -> AdaptiveLimit | None:
+        workers = self.max_workers
+        return workers if isinstance(workers, AdaptiveLimit) else None
 
     def _check_threshold(self) -> None:
         threshold = self.failure_threshold

@@ -148,9 +148,16 @@ class RecordPublisher:
 
     @_never_raises
     def item_retrying(
-        self, group: ParallelEventGroup, item: Item, result: ExecutionResult, delay: float
+        self,
+        group: ParallelEventGroup,
+        item: Item,
+        result: ExecutionResult,
+        delay: float,
+        asked: bool = False,
     ) -> None:
+        """``asked``: the delay is the one the failure's Retry-After hint asked for."""
         if self.bus._subscriptions:
+            reason = " (Retry-After)" if asked else ""
             self.bus.publish(
                 self._record(
                     group,
@@ -159,9 +166,14 @@ class RecordPublisher:
                     execution_time=item.execution_time,
                     error_type=result.error_type,
                     message=f"attempt {item.attempts} failed: {result.error_message}; "
-                    f"retrying in {delay:.2f}s",
+                    f"retrying in {delay:.2f}s{reason}",
                 )
             )
+
+    @_never_raises
+    def item_waiting(self, group: ParallelEventGroup, item: Item, why: str) -> None:
+        if self.bus._subscriptions:
+            self.bus.publish(self._record(group, item, ExecutionStatus.WAITING, message=why))
 
     @_never_raises
     def item_ended(self, group: ParallelEventGroup, item: Item, result: ExecutionResult) -> None:

@@ -33,6 +33,7 @@ from rh_parallel.runtime.scope import Scope, current_scope
 
 if TYPE_CHECKING:
     from rh_parallel.execution.options import GroupOptions
+    from rh_parallel.execution.rate import RateLimit
     from rh_parallel.execution.recall import Recall, Recalled
     from rh_parallel.execution.records import RecordPublisher
 
@@ -55,8 +56,10 @@ class GroupRun(RecallingGroup):
         depth: int,
         recall: Recall | None = None,
         parent_scope: Scope | None = None,
+        rates: tuple[RateLimit, ...] = (),
     ) -> None:
         self.group = group
+        self.rates = rates  # the rate limits every attempt waits for (group's, state's)
         self.recall = recall
         self.parent_scope = parent_scope
         self.options = options
@@ -64,7 +67,7 @@ class GroupRun(RecallingGroup):
         self.publisher = publisher
         self.global_limiter = global_limiter
         self.depth = depth
-        self.slots = GroupSlots(options.max_workers)
+        self.slots = GroupSlots(options.workers)
         self.items: list[Item] = []
         self.results: list[ExecutionResult | None] = []
         self.completion_order: list[int] = []
@@ -162,6 +165,9 @@ class GroupRun(RecallingGroup):
         breaker = self.options.circuit_breaker
         ready = self._ready
         slots = self.slots
+        adaptive = self.options.adaptive
+        if adaptive is not None and adaptive.limit != slots.limit:
+            self._resize(adaptive.limit)
         limiter = self.global_limiter
         loop = self._loop
         assert self._context is not None
@@ -188,6 +194,14 @@ class GroupRun(RecallingGroup):
             task = asyncio.Task(self._run_item(item), loop=loop, context=self._context.copy())
             item.task = task
             self._running[task] = item
+
+    def _resize(self, limit: int) -> None:
+        """An adaptive limit moved: the group's slots follow it."""
+        old = self.slots.limit
+        self.slots.resize(limit)
+        self.group.__dict__["max_workers"] = limit
+        if self.info is not None:
+            self.observers.on_limit_change(self.info, old, limit)
 
     def give_back_slot(self, item: Item) -> None:
         """``item`` no longer holds its group slot (it ended, or backs off before a retry):

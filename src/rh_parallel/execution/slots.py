@@ -72,10 +72,16 @@ class GroupSlots:
 
         Returns ``True`` when the slot went back to the pool (the caller may admit new items).
         """
-        if self._waiters and _wake_first(self._waiters):
+        if self.free >= 0 and self._waiters and _wake_first(self._waiters):
             return False
         self.free += 1
         return True
+
+    def resize(self, limit: int) -> None:
+        """Change the limit (an adaptive limit moved): more slots are free at once, fewer are
+        taken back as items give theirs back (``free`` may go below zero meanwhile)."""
+        self.free += limit - self.limit
+        self.limit = limit
 
     async def take_back(self) -> None:
         """Wait for a slot after a backoff; retrying items go before items not started."""

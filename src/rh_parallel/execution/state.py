@@ -13,6 +13,7 @@ from rh_parallel.execution.event_recall import run_recalled
 from rh_parallel.execution.items import close_work
 from rh_parallel.execution.manager import ParallelExecutionManager
 from rh_parallel.execution.options import GroupOptions
+from rh_parallel.execution.rate import AdaptiveLimit, RateLimit
 from rh_parallel.execution.recall import Recall
 from rh_parallel.execution.records import RecordPublisher
 from rh_parallel.execution.retry import RetryPolicy
@@ -70,6 +71,7 @@ class ExecutionState:
         run_id: str | None = None,
         store: RunStore | None = None,
         cache: ResultCache | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         if global_max_workers is not None:
             if isinstance(global_max_workers, bool) or not isinstance(global_max_workers, int):
@@ -100,6 +102,11 @@ class ExecutionState:
                 f"cache takes a result cache such as rh_parallel.store.SQLiteCache('cache.db'), "
                 f"got {cache!r}"
             )
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise TypeError(
+                f"rate_limit takes a RateLimit(rate, per=1.0, name=...), got {rate_limit!r}"
+            )
+        self.rate_limit = rate_limit  # every group of this state waits for it too
         self.run_id = new_run_id() if run_id is None else check_run_id(run_id)
         self.store = store
         self.cache = cache
@@ -143,7 +150,7 @@ class ExecutionState:
 
     def parallel(
         self,
-        max_workers: int = 5,
+        max_workers: int | AdaptiveLimit = 5,
         *,
         name: str | None = None,
         error_strategy: ErrorStrategy = ErrorStrategy.FAIL_SLOW,
@@ -153,6 +160,7 @@ class ExecutionState:
         retry: RetryPolicy | None = None,
         circuit_breaker: CircuitBreaker | None = None,
         executor: Any = None,
+        rate_limit: RateLimit | None = None,
     ) -> ParallelExecutionManager:
         """A new parallel group, used as ``async with state.parallel(...) as p:``.
 
@@ -162,6 +170,8 @@ class ExecutionState:
         every item. ``executor`` (a ``concurrent.futures.Executor`` such as a process pool, or
         ``rh_parallel.ray.RayExecutor()``) runs the group's callable items (``p.add(fn, x)``)
         there instead of on the loop; event invocations and coroutines stay on the loop.
+        ``rate_limit`` (a ``RateLimit``, shareable across groups) spaces the items' starts;
+        ``max_workers`` may be an ``AdaptiveLimit`` that follows the provider's capacity.
         Examples::
 
             # stop at the first failure and re-raise it
@@ -185,6 +195,7 @@ class ExecutionState:
             retry=retry,
             circuit_breaker=circuit_breaker,
             executor=executor,
+            rate_limit=rate_limit,
         )
         return ParallelExecutionManager(self, name, options)
 

@@ -33,6 +33,7 @@ class ExecutionStatus(StrEnum):
     """The status an event record carries at one point of its lifecycle."""
 
     STARTED = "started"
+    WAITING = "waiting"
     RETRYING = "retrying"
     COMPLETED = "completed"
     FAILED = "failed"

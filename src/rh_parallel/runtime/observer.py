@@ -137,6 +137,12 @@ class ExecutionObserver:
         """Items (of ``group``, or a sequential event when ``None``) looked up in the state's
         cache before running: ``hits`` were served from it, ``misses`` run."""
 
+    def on_item_wait(self, item: ItemInfo, limiter: str, seconds: float) -> None:
+        """An item waited ``seconds`` for the rate limit named ``limiter`` before an attempt."""
+
+    def on_limit_change(self, group: GroupInfo, old: int, new: int) -> None:
+        """A group's concurrency limit moved (an ``AdaptiveLimit``) from ``old`` to ``new``."""
+
 
 def _log_failure(observer: ExecutionObserver, hook: str) -> None:
     logger.warning(
@@ -171,6 +177,8 @@ class ObserverSet:
                 "on_breaker_state",
                 "on_breaker_rejection",
                 "on_cache_lookups",
+                "on_item_wait",
+                "on_limit_change",
             )
         }
 
@@ -261,3 +269,9 @@ class ObserverSet:
 
     def on_cache_lookups(self, group: GroupInfo | None, hits: int, misses: int) -> None:
         self._notify("on_cache_lookups", group, hits, misses)
+
+    def on_item_wait(self, item: ItemInfo, limiter: str, seconds: float) -> None:
+        self._notify("on_item_wait", item, limiter, seconds)
+
+    def on_limit_change(self, group: GroupInfo, old: int, new: int) -> None:
+        self._notify("on_limit_change", group, old, new)
