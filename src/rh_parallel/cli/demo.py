@@ -8,6 +8,10 @@ and Ctrl-C or SIGTERM cancels the run, flushes telemetry and exits 130 or 143.
 the same command with ``--run-id`` again recovers it and runs only the rest. The demo's
 failures are transient across runs (see :mod:`rh_parallel.cli.workflow`), so running a failed
 command again gets further. ``--cache PATH`` serves the LLM calls from a result cache.
+
+Spans go where ``--otlp-endpoint`` or the standard ``OTEL_*`` variables say (read by
+:func:`rh_parallel.telemetry.configure`); with neither, they stay in-process. The service is
+named by ``OTEL_SERVICE_NAME`` or ``OTEL_RESOURCE_ATTRIBUTES``, else ``rh-parallel-demo``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import asyncio
 import errno
 import json
 import logging
+import os
 import shlex
 import socket
 import sys
@@ -109,13 +114,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--otlp-endpoint",
         default=None,
         help="export spans to this OTLP collector, e.g. http://localhost:4318 "
-        "(default: OTEL_EXPORTER_OTLP_ENDPOINT; none: spans stay in-process)",
+        "(default: the OTEL_* variables; with neither, spans stay in-process)",
     )
     telemetry.add_argument(
         "--otlp-protocol",
         choices=("grpc", "http/protobuf"),
         default=None,
-        help="OTLP protocol (default: OTEL_EXPORTER_OTLP_PROTOCOL, then http/protobuf)",
+        help="OTLP protocol (default: OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL, then http/protobuf)",
     )
     telemetry.add_argument(
         "--metrics-port",
@@ -309,9 +314,27 @@ def _bind_error(port_number: int, addr: str, exc: OSError) -> str:
     return f"cannot serve metrics on {addr} port {port_number}: {reason}"
 
 
+# The variables that say where spans go. With none of them and no --otlp-endpoint, the demo
+# keeps its spans in-process instead of trying the OTLP default of localhost:4318.
+EXPORT_VARIABLES = (
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+)
+
+
+def exports_spans(args: argparse.Namespace) -> bool:
+    """Whether the demo exports its spans: ``--otlp-endpoint`` or one of
+    :data:`EXPORT_VARIABLES` set (what they say is for :func:`configure` to read)."""
+    return args.otlp_endpoint is not None or any(
+        os.environ.get(name, "").strip() for name in EXPORT_VARIABLES
+    )
+
+
 def start_telemetry(args: argparse.Namespace) -> TelemetryHandle | None:
     """Configure the SDK and, when asked, the metrics endpoint; ``StartupError`` if either
-    cannot be set up as asked (a busy port, an unknown address, an invalid OTEL setting)."""
+    cannot be set up as asked (a busy port, an unknown address). An invalid ``OTEL_*``
+    variable is a warning from :func:`configure` and its default, never a failed start."""
     if args.no_telemetry:
         return None
     server = None
@@ -325,10 +348,10 @@ def start_telemetry(args: argparse.Namespace) -> TelemetryHandle | None:
             say(f"{PROG}: serving metrics on {server.url}")
     try:
         handle = configure(
-            service_name="rh-parallel-demo",
+            service_name="rh-parallel-demo",  # the fallback: OTEL_SERVICE_NAME wins
             endpoint=args.otlp_endpoint,
             protocol=args.otlp_protocol,
-            export_timeout=2.0,
+            traces_exporter=None if exports_spans(args) else "none",
         )
     except ValueError as exc:
         if server is not None:
