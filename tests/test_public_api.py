@@ -46,7 +46,7 @@ def test_design_contract_names_import() -> None:
 
 
 def test_subpackages_declare_all() -> None:
-    for module in ("model", "runtime", "execution", "exceptions", "testing"):
+    for module in ("model", "runtime", "execution", "exceptions", "testing", "provider_double"):
         mod = importlib.import_module(f"rh_parallel.{module}")
         for name in mod.__all__:
             assert hasattr(mod, name), f"rh_parallel.{module}.__all__ names missing {name}"

@@ -628,3 +628,70 @@ async def test_a_retry_after_an_event_timeout_says_timeout() -> None:
     assert result.ok and result.attempts == 2
     (event,) = [e for e in telemetry.span("execute_task slow").events if e.name == "retry"]
     assert event.attributes is not None and event.attributes["error.type"] == "timeout"
+
+
+# -- provider backpressure: waits for a rate, Retry-After hints ---------------------------------
+
+
+async def test_an_item_that_waited_for_a_rate_has_a_rate_limit_wait_event() -> None:
+    from rh_parallel import RateLimit
+
+    telemetry = InMemoryTelemetry()
+    state = telemetry.state()
+    limit = RateLimit(10, per=0.5, name="openai")  # one start every 0.05 s
+
+    async def call() -> str:
+        return "ok"
+
+    async with state.parallel(3, name="calls", rate_limit=limit) as p:
+        for n in range(3):
+            p.add(f"c{n}", call)
+    await p.gather()
+    first = telemetry.span("execute_task c0")
+    assert not [e for e in first.events if e.name == "rate_limit_wait"]  # it did not wait
+    for name in ("c1", "c2"):
+        (event,) = [
+            e for e in telemetry.span(f"execute_task {name}").events if e.name == "rate_limit_wait"
+        ]
+        attributes = event.attributes or {}
+        assert attributes["rh_parallel.limiter"] == "openai"
+        waited = attributes["rh_parallel.wait_s"]
+        assert isinstance(waited, float) and 0.02 < waited < 1.0
+    (third,) = [e for e in telemetry.span("execute_task c2").events if e.name == "rate_limit_wait"]
+    assert (third.attributes or {})["rh_parallel.wait_s"] > 0.06  # type: ignore[operator]
+
+
+class Throttled(Exception):
+    """A provider's 429 as an HTTP client raises it: a response with a Retry-After header."""
+
+    def __init__(self, retry_after: str) -> None:
+        super().__init__("HTTP 429")
+        self.response = type(
+            "Response", (), {"status_code": 429, "headers": {"retry-after": retry_after}}
+        )()
+
+
+@pytest.mark.parametrize("respect", [True, False])
+async def test_a_retry_event_carries_the_retry_after_hint(respect: bool) -> None:
+    """The hint the error carried is on the retry event, whether or not the policy waited
+    for it; the delay shows what the policy chose."""
+    telemetry = InMemoryTelemetry()
+    state = telemetry.state()
+    errors = [Throttled("0.05"), ValueError("no hint")]
+
+    async def flaky() -> str:
+        if errors:
+            raise errors.pop(0)
+        return "ok"
+
+    retry = RetryPolicy(max_attempts=3, initial_delay=0.001, jitter=0, respect_retry_after=respect)
+    async with state.parallel(1, retry=retry) as p:
+        p.add("flaky", flaky)
+    (result,) = await p.gather()
+    assert result.ok and result.attempts == 3
+    hinted, plain = [e for e in telemetry.span("execute_task flaky").events if e.name == "retry"]
+    assert hinted.attributes is not None and plain.attributes is not None
+    assert hinted.attributes["rh_parallel.retry_after_s"] == 0.05
+    assert hinted.attributes["error.type"] == f"{__name__}.Throttled"
+    assert hinted.attributes["rh_parallel.retry_delay_s"] == (0.05 if respect else 0.001)
+    assert "rh_parallel.retry_after_s" not in plain.attributes

@@ -21,6 +21,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
 
 from rh_parallel.exceptions import EventTimeoutError
+from rh_parallel.execution.rate import retry_after
 from rh_parallel.model.enums import EventType, GroupStatus, ResultStatus
 from rh_parallel.model.results import ExecutionResult
 from rh_parallel.runtime.observer import ExecutionObserver, GroupInfo, ItemInfo
@@ -192,13 +193,22 @@ class TracingObserver(ExecutionObserver):
         span = item.scratch.get(self) if item.scratch else None
         if span is not None:
             span.set_attribute("rh_parallel.attempts", item.attempts + 1)
+            attributes: dict[str, Any] = {
+                "rh_parallel.attempt": item.attempts,
+                "error.type": _retried_error_type(error),
+                "rh_parallel.retry_delay_s": delay,
+            }
+            hint = retry_after(error)
+            if hint is not None:  # the provider said how long to wait (Retry-After)
+                attributes["rh_parallel.retry_after_s"] = hint
+            span.add_event("retry", attributes)
+
+    def on_item_wait(self, item: ItemInfo, limiter: str, seconds: float) -> None:
+        span = item.scratch.get(self) if item.scratch else None
+        if span is not None:
             span.add_event(
-                "retry",
-                {
-                    "rh_parallel.attempt": item.attempts,
-                    "error.type": _retried_error_type(error),
-                    "rh_parallel.retry_delay_s": delay,
-                },
+                "rate_limit_wait",
+                {"rh_parallel.limiter": limiter, "rh_parallel.wait_s": seconds},
             )
 
     def on_item_end(self, item: ItemInfo, result: ExecutionResult) -> None:
