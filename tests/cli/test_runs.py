@@ -112,8 +112,10 @@ def test_show_nests_groups_under_the_items_that_opened_them(store: str) -> None:
     assert re.fullmatch(r"  orchestrator\s+1 attempt\s+\d+\.\d{3}s", body[0])
     assert body[1] == "    Document Processing/"
     doc = next(n for n, line in enumerate(body) if re.match(r"      doc-01\s", line))
-    assert body[doc + 1] == "        analyze doc-01/"
-    assert re.match(r"          labels\s", body[doc + 2])  # steps by name: labels, related, ...
+    assert body[doc + 1] == "        analyze/"
+    assert re.match(r"          labels\s", body[doc + 2])  # steps by name: labels, summary
+    assert body[doc + 4] == "        search/"
+    assert re.match(r"          related\s", body[doc + 5])
 
 
 def test_show_values_prints_short_previews(store: str) -> None:

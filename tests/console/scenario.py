@@ -104,3 +104,67 @@ def render(mode: str, concurrent: bool = False, **printer_options: Any) -> str:
         return out.getvalue()
 
     return asyncio.run(main())
+
+
+def capture(concurrent: bool = False) -> list[Any]:
+    """The scenario's records, made machine-independent (to replay into printers)."""
+
+    async def main() -> list[Any]:
+        records: list[Any] = []
+        bus = EventBus()
+        bus.subscribe(lambda record: records.append(fixed(record)))
+        state = ExecutionState(event_bus=bus, observers=[], run_id="golden")
+        await scenario(state, concurrent)
+        await bus.aclose()
+        return records
+
+    return asyncio.run(main())
+
+
+class Clock:
+    """A clock that moves only when told: ``clock.now += 0.25``."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Terminal(io.StringIO):
+    """A StringIO that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def terminal_console(out: io.StringIO, colour: bool, width: int = 100, height: int = 40) -> Any:
+    """A rich console drawing on ``out`` as on a terminal of ``width`` x ``height``."""
+    from rich.console import Console
+
+    return Console(
+        file=out,
+        force_terminal=True,
+        force_interactive=True,
+        width=width,
+        height=height,
+        color_system="standard" if colour else None,
+        no_color=not colour,
+        markup=False,
+        emoji=False,
+        highlight=False,
+        legacy_windows=False,
+    )
+
+
+def screen_of(raw: str, width: int = 100, height: int = 40) -> list[str]:
+    """What a terminal shows after ``raw`` (a pyte screen; ``\\n`` as a tty turns it into
+    ``\\r\\n``), blank lines at the end left out."""
+    import pyte
+
+    screen = pyte.Screen(width, height)
+    pyte.Stream(screen).feed(raw.replace("\n", "\r\n"))
+    lines = [line.rstrip() for line in screen.display]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines

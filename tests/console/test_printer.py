@@ -143,7 +143,9 @@ def test_print_summary_totals_per_group() -> None:
 
 
 def test_bad_mode_names_the_choices() -> None:
-    with pytest.raises(ValueError, match="use one of realtime, progress, collapsed"):
+    with pytest.raises(
+        ValueError, match="use one of auto, live, realtime, progress, collapsed, smart, json"
+    ):
         ParallelEventPrinter("fancy")
 
 
@@ -187,3 +189,165 @@ def test_views_of_groups_whose_end_never_arrives_are_bounded() -> None:
         )
     assert len(printer._groups) == 50
     assert list(printer._groups) == [f"g{n}" for n in range(1_950, 2_000)]  # the newest kept
+
+
+# -- parents first, tags, summaries, modes -------------------------------------------------
+
+
+async def three_levels(state: ExecutionState) -> None:
+    """top > t1 opens mid > m1 opens leaf (3 items, one failing)."""
+
+    async def broken() -> None:
+        raise ValueError("no")
+
+    async def m1() -> None:
+        async with state.parallel(2, name="leaf") as leaf:
+            leaf.add("l1", asyncio.sleep, 0)
+            leaf.add("l2", asyncio.sleep, 0)
+            leaf.add("l3", broken)
+
+    async def t1() -> None:
+        async with state.parallel(2, name="mid") as mid:
+            mid.add("m1", m1)
+
+    async with state.parallel(2, name="top") as top:
+        top.add("t1", t1)
+        top.add("t2", asyncio.sleep, 0)
+
+
+def render_three_levels(mode: str, **options: object) -> str:
+    async def main() -> str:
+        out = io.StringIO()
+        printer = ParallelEventPrinter(mode, file=out, colour=False, unicode=True, **options)  # type: ignore[arg-type]
+        bus = EventBus()
+        bus.subscribe(lambda record: printer(fixed(record)))
+        await three_levels(ExecutionState(event_bus=bus, observers=[]))
+        await bus.aclose()
+        return out.getvalue()
+
+    return asyncio.run(main())
+
+
+def test_collapsed_prints_parents_before_their_nested_groups() -> None:
+    """A group's header comes before the first block nested in it; its block when it ends."""
+    lines = render_three_levels("collapsed").splitlines()
+    firsts = [line for line in lines if "Parallel Group:" in line]
+    assert firsts == [
+        "▶ 📦 Parallel Group: top (2 events)",
+        "    ▶ 📦 Parallel Group: t1 › mid (1 events)",
+        "        ✘ 📦 Parallel Group: m1 › leaf (3 events)",
+        "    ✔ 📦 Parallel Group: t1 › mid (1 events)",  # m1 itself completed
+        "✔ 📦 Parallel Group: top (2 events)",
+    ]
+    assert lines.count("          ✘ l3: ValueError: no") == 1
+
+
+def test_collapsed_group_without_nested_groups_is_one_block() -> None:
+    assert render("collapsed").count("Parallel Group: docs") == 2  # has a nested group
+    lines = render_three_levels("collapsed").splitlines()
+    assert sum("leaf" in line for line in lines) == 1
+
+
+def test_smart_prints_a_collapsed_parent_before_a_small_nested_group() -> None:
+    lines = render_three_levels("smart", smart_threshold=1).splitlines()
+    groups = [line for line in lines if "Parallel Group:" in line and "%" not in line]
+    assert groups == [
+        "▶ 📦 Parallel Group: top (2 events)",  # 2 items: collapsed, its header first
+        "    ▶ 📦 Parallel Group: t1 › mid [0/1]",  # 1 item: progress
+        "        ✘ 📦 Parallel Group: m1 › leaf (3 events)",  # collapsed, no nested group
+        "✔ 📦 Parallel Group: top (2 events)",
+    ]
+
+
+def test_progress_tags_a_group_on_every_line_or_on_none() -> None:
+    """The rule: tagged when the group started while another group was open, on every line
+    of it; a group that started alone never is (and is the only untagged one open)."""
+    output = render("progress", concurrent=True)
+    items = {"docs": "abcd", "other": ("o1", "o2"), "d › inner": "xy"}
+    for group, names in items.items():
+        lines = [
+            line
+            for line in output.splitlines()
+            if any(f" {name} [" in line for name in names) and "Parallel Group" not in line
+        ]
+        tagged = [f"· {group} #" in line for line in lines]
+        assert lines and len(set(tagged)) == 1, (group, lines)
+        assert tagged[0] == (group != "docs")
+
+
+def test_collapse_parallel_applies_to_progress_only() -> None:
+    assert ParallelEventPrinter("progress", collapse_parallel=True).mode == "collapsed"
+    for mode in ("realtime", "smart", "json", "collapsed"):
+        assert ParallelEventPrinter(mode, collapse_parallel=True).mode == mode
+    assert render("realtime", collapse_parallel=True) == render("realtime")
+
+
+def test_json_summary_is_one_json_object() -> None:
+    async def main() -> str:
+        out = io.StringIO()
+        printer = ParallelEventPrinter("json", file=out)
+        bus = EventBus()
+        bus.subscribe(lambda r: printer(fixed(r)))
+        await scenario(ExecutionState(event_bus=bus, observers=[]))
+        await bus.aclose()
+        printer.print_summary()
+        return out.getvalue()
+
+    records = [json.loads(line) for line in asyncio.run(main()).splitlines()]
+    summary = records[-1]
+    assert summary["event"] == "summary"
+    assert summary["total"] == {
+        "items": 7,
+        "completed": 6,
+        "failed": 1,
+        "cancelled": 0,
+        "retries": 2,
+    }
+    docs = next(g for g in summary["groups"] if g["name"] == "docs")
+    assert (docs["runs"], docs["items"], docs["failed"], docs["retries"]) == (1, 4, 1, 2)
+    assert docs["slowest"][0] == {"name": "a", "seconds": 0.25}
+
+
+def test_auto_is_live_on_a_terminal_and_smart_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setenv("TERM", "xterm")
+    assert ParallelEventPrinter(file=Terminal()).mode == "live"
+    assert ParallelEventPrinter(file=io.StringIO()).mode == "smart"
+    assert ParallelEventPrinter("auto", file=io.StringIO()).mode == "smart"
+    monkeypatch.setenv("TERM", "dumb")  # cannot redraw in place
+    assert ParallelEventPrinter(file=Terminal()).mode == "smart"
+
+
+@pytest.mark.parametrize(
+    ("no_color", "force_color", "tty", "expected"),
+    [
+        (None, None, True, True),
+        (None, None, False, False),
+        ("", None, True, True),  # empty: as if unset (no-color.org)
+        ("1", None, True, False),
+        ("0", None, True, False),  # any non-empty value
+        (None, "1", False, True),
+        (None, "", False, False),  # empty: as if unset
+        ("1", "1", True, False),  # NO_COLOR wins
+    ],
+)
+def test_colour_rules(
+    monkeypatch: pytest.MonkeyPatch,
+    no_color: str | None,
+    force_color: str | None,
+    tty: bool,
+    expected: bool,
+) -> None:
+    class Output(io.StringIO):
+        def isatty(self) -> bool:
+            return tty
+
+    for name, value in (("NO_COLOR", no_color), ("FORCE_COLOR", force_color)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert style_for(Output()).colour is expected

@@ -97,7 +97,7 @@ def test_prometheus_scrapes_the_demo_and_exemplars_point_at_exported_spans(
         llm = wait_until(
             lambda: server.query('rh_parallel_events_total{kind="llm"} > 0'), 20, "LLM events"
         )
-        assert {s["metric"]["group"] for s in llm} <= {f"analyze doc-{n:02d}" for n in range(1, 7)}
+        assert {s["metric"]["group"] for s in llm} == {"analyze"}  # bounded group names
         exemplars = wait_until(
             lambda: [
                 e
@@ -182,7 +182,7 @@ def test_demo_spans_arrive_intact_over_otlp(phoenix: Phoenix, protocol: str) -> 
         assert document["attributes"]["rh_parallel.group_id"] == attributes["rh_parallel.group_id"]
         assert document["attributes"]["gen_ai.tool.name"] == "process_document"
         assert document["attributes"]["rh_parallel.run_id"] == run_id
-    nested = names["invoke_workflow analyze doc-01"][0]
+    nested = names["invoke_workflow analyze"][0]
     assert by_id[nested["parent_id"]]["name"] == "execute_tool process_document"
     # chat spans are named by the model the LLM actor requests, not the actor's name
     summaries = [

@@ -85,8 +85,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--mode",
         choices=MODES,
-        default="progress",
-        help="how to print the run (default progress)",
+        default="auto",
+        help="how to print the run (default auto: live on a terminal, smart otherwise)",
     )
     parser.add_argument("--summary", action="store_true", help="print totals per group at the end")
     durable = parser.add_argument_group("durable runs")
@@ -266,6 +266,7 @@ async def run(args: argparse.Namespace, out: TextIO, durable: Durable | None = N
             await state.aclose()
         finally:
             await bus.aclose()
+            printer.close()  # the live view's last frame, the cursor restored
     if args.summary:
         printer.print_summary()
     return EXIT_OK

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from dataclasses import dataclass, field
-from typing import Any, TextIO
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 
@@ -15,51 +18,62 @@ from rh_parallel.console.renderers import (
     RealtimeRenderer,
     SmartRenderer,
 )
-from rh_parallel.console.style import Style, duration, style_for
+from rh_parallel.console.style import Style, is_terminal, style_for
+from rh_parallel.console.summary import OTHER_GROUPS, Summary
 from rh_parallel.model.enums import GroupStatus
 from rh_parallel.model.events import ExecutionEvent
 from rh_parallel.model.groups import ParallelEventGroup
 
-__all__ = ["MODES", "EventPrinter", "ParallelEventPrinter"]
+if TYPE_CHECKING:
+    from rich.console import Console
 
-MODES = ("realtime", "progress", "collapsed", "smart", "json")
-OTHER_GROUPS = "(other groups)"  # the summary row of the names beyond the cap
+__all__ = ["MODES", "OTHER_GROUPS", "EventPrinter", "ParallelEventPrinter", "resolve_mode"]
+
+MODES = ("auto", "live", "realtime", "progress", "collapsed", "smart", "json")
 _TERMINAL = {"completed", "failed", "cancelled", "timed_out", "rejected", "skipped", "recovered"}
+
+
+def resolve_mode(mode: str, file: TextIO) -> str:
+    """What ``auto`` means for ``file``: ``live`` on a terminal that can redraw (not
+    ``TERM=dumb``), ``smart`` otherwise. Other modes are returned as they are."""
+    if mode != "auto":
+        return mode
+    dumb = os.environ.get("TERM", "").lower() in ("dumb", "unknown")
+    return "live" if is_terminal(file) and not dumb else "smart"
 
 
 @dataclass
 class _GroupView:
-    """What the printer knows of a running group: enough to draw progress lines."""
+    """What the printer knows of a running group: enough to draw it and its items."""
 
     name: str
+    label: str  # on screen: the name, or "doc-03 › analyze" for a nested group
+    address: str
     total: int
     depth: int
+    overlaps: bool  # another group was open when it started: its progress lines are tagged
     done: int = 0
-
-
-@dataclass
-class _GroupTotals:
-    """Summary figures for every group of one name."""
-
-    runs: int = 0
-    items: int = 0
-    completed: int = 0
-    failed: int = 0
-    cancelled: int = 0
-    retries: int = 0
-    duration: float = 0.0
-    slowest: list[tuple[float, str]] = field(default_factory=list)
 
 
 class ParallelEventPrinter:
     """Prints bus records as they arrive: ``bus.subscribe(ParallelEventPrinter())``.
 
-    ``parallel_mode`` is ``realtime``, ``progress`` (default), ``collapsed``, ``smart``
-    (progress up to ``smart_threshold`` items, collapsed above) or ``json``;
-    ``collapse_parallel=True`` draws groups collapsed whatever the mode; ``show_progress``
-    toggles the progress lines. Colours appear only on terminals (``NO_COLOR``/``FORCE_COLOR``
-    honoured; ``colour=`` forces a choice), symbols fall back to ASCII where the output cannot
-    show them.
+    ``parallel_mode`` is ``auto`` (the default: ``live`` when ``file`` is a terminal,
+    ``smart`` otherwise), ``live`` (a view redrawn in place, on rich), ``realtime``,
+    ``progress``, ``collapsed``, ``smart`` (progress up to ``smart_threshold`` items,
+    collapsed above) or ``json``. ``collapse_parallel=True`` turns ``progress`` into
+    ``collapsed`` and changes no other mode. ``show_progress`` toggles the progress lines of
+    ``progress`` and ``smart``. Colours appear on terminals only (a non-empty ``NO_COLOR``
+    turns them off, a non-empty ``FORCE_COLOR`` on; ``colour=`` decides instead); symbols
+    fall back to ASCII where the output's encoding cannot show them (``unicode=`` decides).
+    ``mode`` is the mode in use (``auto`` resolved).
+
+    In ``live`` mode (see :mod:`rh_parallel.console.live`) the view is shown while something
+    runs and put away when everything has ended; :meth:`close` (called by
+    :meth:`print_summary`) puts it away at once, printing its last frame. ``console`` (a
+    ``rich.console.Console``) replaces the console made on ``file``; ``clock`` replaces
+    ``time.monotonic`` for elapsed times, rates and frame pacing; ``max_live_groups``
+    bounds the groups shown at once; ``refresh_per_second`` the frames.
 
     A printer can live as long as the process: what it keeps is bounded. A group's view lives
     from its start record to its end record (at most ``max_running_groups`` at once: past that
@@ -73,7 +87,7 @@ class ParallelEventPrinter:
 
     def __init__(
         self,
-        parallel_mode: str = "progress",
+        parallel_mode: str = "auto",
         show_progress: bool = True,
         collapse_parallel: bool = False,
         smart_threshold: int = 10,
@@ -81,17 +95,41 @@ class ParallelEventPrinter:
         *,
         colour: bool | None = None,
         unicode: bool | None = None,
+        console: Console | None = None,
+        clock: Callable[[], float] | None = None,
+        max_live_groups: int = 12,
+        refresh_per_second: float = 10.0,
     ) -> None:
         if parallel_mode not in MODES:
             raise ValueError(f"parallel_mode={parallel_mode!r}; use one of {', '.join(MODES)}")
         if smart_threshold < 1:
             raise ValueError(f"smart_threshold={smart_threshold} must be >= 1")
+        if max_live_groups < 1:
+            raise ValueError(f"max_live_groups={max_live_groups} must be >= 1")
+        if not refresh_per_second > 0:
+            raise ValueError(f"refresh_per_second={refresh_per_second} must be > 0")
         self.file = file if file is not None else sys.stdout
-        self.mode = (
-            "collapsed" if collapse_parallel and parallel_mode == "progress" else (parallel_mode)
-        )
+        mode = resolve_mode(parallel_mode, self.file)
+        self.mode = "collapsed" if collapse_parallel and mode == "progress" else mode
         self.style: Style = style_for(self.file, colour, unicode)
-        self.renderer = self._renderer(self.mode, show_progress, smart_threshold)
+        if self.mode == "live":
+            from rh_parallel.console.live import LiveRenderer
+
+            self.renderer: Any = LiveRenderer(
+                self.file,
+                self.style,
+                console=console,
+                clock=clock or time.monotonic,
+                max_groups=max_live_groups,
+                refresh_per_second=refresh_per_second,
+                fallback=SmartRenderer(self.style, smart_threshold, show_progress),
+            )
+        else:
+            self.renderer = self._renderer(self.mode, show_progress, smart_threshold)
+        # The live renderer is a structlog processor too, but draws with rich: nothing goes
+        # through a PrintLogger, so the printer calls it directly (a BoundLogger call costs
+        # ~5 us a record, three times what the live view itself spends on one).
+        self._direct = self.mode == "live"
         self._logger = structlog.wrap_logger(
             structlog.PrintLogger(self.file),
             processors=[self.renderer],
@@ -99,8 +137,11 @@ class ParallelEventPrinter:
             cache_logger_on_first_use=True,
         )
         self._groups: dict[str, _GroupView] = {}
-        self._totals: dict[str, _GroupTotals] = {}
-        self._sequential = _GroupTotals()
+        self.summary = Summary(self.max_summary_groups)
+
+    @property
+    def _totals(self) -> dict[str, Any]:
+        return self.summary.totals
 
     def _renderer(self, mode: str, show_progress: bool, threshold: int) -> Any:
         if mode == "realtime":
@@ -123,32 +164,53 @@ class ParallelEventPrinter:
             event = self._item_event(record)
         else:
             return
-        self._logger.info(**event)
+        if not self._direct:
+            self._logger.info(**event)
+            return
+        try:
+            line = self.renderer(None, "info", event)
+        except structlog.DropEvent:
+            return
+        self.file.write(f"{line}\n")  # the live view failed: lines from now on
+        self.file.flush()
+
+    def _label(self, group: ParallelEventGroup) -> str:
+        """``name``, or ``opener › name`` for a nested group whose parent is known (the
+        opener: the address between the parent group's and this one's, the item's name)."""
+        parent = self._groups.get(group.parent_group_id or "")
+        if parent is None:
+            return group.name
+        address, prefix = group.address, parent.address + "/"
+        relative = address[len(prefix) :] if address.startswith(prefix) else address
+        suffix = "/" + group.name
+        if not relative.endswith(suffix):
+            return group.name
+        arrow = f" {self.style.arrow} "
+        return arrow.join([*relative[: -len(suffix)].split("/"), group.name])
 
     def _group_event(self, group: ParallelEventGroup) -> dict[str, Any]:
         starting = group.status is GroupStatus.RUNNING
         depth = group.address.count("/")
+        views = self._groups
         if starting:
-            views = self._groups
-            views[group.group_id] = _GroupView(group.name, group.total, depth)
+            view = _GroupView(
+                group.name, self._label(group), group.address, group.total, depth, bool(views)
+            )
+            views[group.group_id] = view
             while len(views) > self.max_running_groups:  # the oldest first (insertion order)
                 del views[next(iter(views))]
         else:
-            self._groups.pop(group.group_id, None)
-            totals = self._totals_of(group.name)
-            totals.runs += 1
-            totals.items += group.total
-            totals.completed += group.completed
-            totals.failed += group.failed
-            totals.cancelled += group.cancelled
-            totals.retries += group.retries
-            totals.duration += group.duration or 0.0
+            ended = views.pop(group.group_id, None)
+            label = ended.label if ended is not None else group.name
+            self.summary.group_ended(group.name, group)
         return {
             "event": "group_start" if starting else "group_end",
             "run_id": group.run_id,
             "status": group.status.value,
             "group_id": group.group_id,
             "group_name": group.name,
+            "group_label": view.label if starting else label,
+            "parent_group_id": group.parent_group_id,
             "address": group.address,
             "depth": depth,
             "total": group.total,
@@ -171,7 +233,8 @@ class ParallelEventPrinter:
         view = self._groups.get(record.group_id or "") if record.is_parallel else None
         name = record.item_name or record.actor.name
         if status in _TERMINAL:
-            self._account(record, status, name)
+            group_name = (view.name if view is not None else "?") if record.is_parallel else None
+            self.summary.item_ended(group_name, name, status, record.execution_time or 0.0)
             if view is not None:
                 view.done += 1
         return {
@@ -185,6 +248,8 @@ class ParallelEventPrinter:
             "depth": record.address.count("/"),
             "group_id": record.group_id,
             "group_name": view.name if view is not None else None,
+            "group_label": view.label if view is not None else None,
+            "group_overlaps": True if view is not None and view.overlaps else None,
             "parallel_index": record.parallel_index,
             "attempt": record.attempt,
             "execution_time": record.execution_time,
@@ -200,63 +265,26 @@ class ParallelEventPrinter:
             "groups_active": len(self._groups),
         }
 
-    def _account(self, record: ExecutionEvent, status: str, name: str) -> None:
-        if record.is_parallel:
-            view = self._groups.get(record.group_id or "")
-            totals = self._totals_of(view.name if view else "?")
-        else:
-            totals = self._sequential
-            totals.items += 1
-            totals.completed += status in ("completed", "recovered")
-            totals.failed += status not in ("completed", "cancelled", "recovered")
-        seconds = record.execution_time or 0.0
-        slowest = totals.slowest
-        if len(slowest) < 3 or seconds > slowest[-1][0]:
-            slowest.append((seconds, name))
-            slowest.sort(key=lambda pair: -pair[0])
-            del slowest[3:]
+    # -- the end --------------------------------------------------------------------------
 
-    def _totals_of(self, name: str) -> _GroupTotals:
-        """The summary totals of group ``name`` (those of "(other groups)" past the cap)."""
-        totals = self._totals.get(name)
-        if totals is None:
-            if len(self._totals) >= self.max_summary_groups:
-                name = OTHER_GROUPS
-            totals = self._totals.setdefault(name, _GroupTotals())
-        return totals
-
-    # -- summary --------------------------------------------------------------------------
+    def close(self) -> None:
+        """Put the live view away (its last frame printed, the cursor shown again); a no-op
+        in the other modes and when already closed. Records after it start a new view."""
+        close = getattr(self.renderer, "close", None)
+        if close is not None:
+            close()
 
     def print_summary(self) -> None:
-        """Totals per group name and overall: completed, failed, retried, slowest items."""
-        write = self.file.write
-        style = self.style
-        write("Summary\n")
-        overall = _GroupTotals()
-        rows = [*self._totals.items()]
-        if self._sequential.items:
-            rows.append(("(sequential events)", self._sequential))
-        for name, totals in rows:
-            overall.items += totals.items
-            overall.completed += totals.completed
-            overall.failed += totals.failed
-            overall.cancelled += totals.cancelled
-            overall.retries += totals.retries
-            runs = f"{totals.runs} runs, " if totals.runs > 1 else ""
-            write(
-                f"  {style.icon('group')} {name}: {runs}{totals.items} items, "
-                f"{totals.completed} completed, {totals.failed} failed, "
-                f"{totals.retries} retried"
-                + (f", {totals.cancelled} cancelled" if totals.cancelled else "")
-                + "\n"
-            )
-            if totals.slowest:
-                slow = ", ".join(f"{n} {duration(s)}" for s, n in totals.slowest)
-                write(f"      slowest: {slow}\n")
-        write(
-            f"  total: {overall.items} items, {overall.completed} completed, "
-            f"{overall.failed} failed, {overall.retries} retried\n"
-        )
+        """Totals per group name and overall: completed, failed, retried, slowest items.
+
+        One JSON object (``{"event": "summary", ...}``) in ``json`` mode, text otherwise.
+        Closes the live view first.
+        """
+        self.close()
+        if self.mode == "json":
+            self.file.write(self.summary.json())
+        else:
+            self.file.write(self.summary.text(self.style))
 
 
 class EventPrinter(ParallelEventPrinter):

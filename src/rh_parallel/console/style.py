@@ -1,8 +1,9 @@
 """How printers draw: symbols, icons, bars and colours, with an ASCII fallback.
 
-Colours only when the output is a terminal; ``NO_COLOR`` (any value) turns them off and
-``FORCE_COLOR`` (any value) turns them on. Symbols and bars fall back to ASCII when the output's
-encoding cannot show them.
+Colours only when the output is a terminal; ``NO_COLOR`` set to a non-empty value turns them
+off (https://no-color.org) and ``FORCE_COLOR`` set to a non-empty value turns them on even when
+the output is not a terminal (``NO_COLOR`` wins when both are set). Symbols and bars fall back
+to ASCII when the output's encoding cannot show them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import TextIO
 
-__all__ = ["Style", "style_for"]
+__all__ = ["Style", "colour_wanted", "is_terminal", "style_for"]
 
 _UNICODE = {
     "started": "▶",
@@ -49,6 +50,22 @@ _ASCII_ICONS = {
     "task": "[task]",
     "group": "[group]",
 }
+# the tones in rich's style names, for the live view
+RICH_TONES = {
+    "completed": "green",
+    "recovered": "green",
+    "failed": "red",
+    "timed_out": "red",
+    "rejected": "magenta",
+    "cancelled": "yellow",
+    "skipped": "yellow",
+    "retrying": "yellow",
+    "waiting": "yellow",
+    "started": "cyan",
+    "running": "cyan",
+    "dim": "dim",
+    "bold": "bold",
+}
 _COLOURS = {
     "completed": "32",
     "recovered": "32",
@@ -74,8 +91,11 @@ class Style:
     colour: bool = False
 
     def symbol(self, status: str) -> str:
-        table = _UNICODE if self.unicode else _ASCII
-        return self.paint(table.get(status, "?"), status)
+        return self.paint(self.glyph(status), status)
+
+    def glyph(self, status: str) -> str:
+        """The symbol of ``status``, unpainted."""
+        return (_UNICODE if self.unicode else _ASCII).get(status, "?")
 
     def icon(self, kind: str) -> str:
         return (_ICONS if self.unicode else _ASCII_ICONS).get(kind, "")
@@ -90,6 +110,11 @@ class Style:
         filled = width if total == 0 else round(width * done / total)
         full, empty = ("█", "▒") if self.unicode else ("#", "-")
         return full * filled + empty * (width - filled)
+
+    @property
+    def arrow(self) -> str:
+        """What joins the parts of a nested group's label: ``doc-03 › analyze``."""
+        return "›" if self.unicode else ">"
 
     @property
     def branch(self) -> str:
@@ -109,17 +134,30 @@ def _can_encode(file: TextIO) -> bool:
     return True
 
 
+def is_terminal(file: TextIO) -> bool:
+    """Whether ``file`` is a terminal (a file without ``isatty``, or a closed one, is not)."""
+    isatty = getattr(file, "isatty", None)
+    try:
+        return bool(isatty is not None and isatty())
+    except (OSError, ValueError):
+        return False
+
+
+def colour_wanted(file: TextIO) -> bool:
+    """Colours for ``file``: off when ``NO_COLOR`` is non-empty, on when ``FORCE_COLOR`` is
+    non-empty, else on terminals only (an empty variable counts as unset)."""
+    if os.environ.get("NO_COLOR", ""):
+        return False
+    if os.environ.get("FORCE_COLOR", ""):
+        return True
+    return is_terminal(file)
+
+
 def style_for(file: TextIO, colour: bool | None = None, unicode: bool | None = None) -> Style:
-    """The style for ``file``: colours on terminals (NO_COLOR / FORCE_COLOR honoured),
-    Unicode where the encoding allows; pass ``colour=`` / ``unicode=`` to decide yourself."""
+    """The style for ``file``: colours as :func:`colour_wanted` says, Unicode where the
+    encoding allows; pass ``colour=`` / ``unicode=`` to decide yourself."""
     if colour is None:
-        if "NO_COLOR" in os.environ:
-            colour = False
-        elif "FORCE_COLOR" in os.environ:
-            colour = True
-        else:
-            isatty = getattr(file, "isatty", None)
-            colour = bool(isatty and isatty())
+        colour = colour_wanted(file)
     if unicode is None:
         unicode = _can_encode(file)
     return Style(unicode=unicode, colour=colour)
