@@ -256,3 +256,18 @@ def test_a_file_that_is_not_a_store_is_one_line_and_left_untouched(
     assert line.startswith("rh-parallel demo: error: ") and str(foreign) in line
     assert foreign.read_bytes() == before
     assert not done.stdout
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("executor", ["thread", "process", "ray"])
+def test_the_cpu_bound_step_runs_where_executor_says(executor: str) -> None:
+    done = run_cli(
+        "demo", "--executor", executor, "--mode", "json", "--latency", "0.01", "--no-telemetry"
+    )
+    records = json_lines(done.stdout)
+    parsed = [r for r in records if r.get("event") == "item" and r.get("name") == "parse_and_hash"]
+    report = next(r for r in records if r.get("event") == "demo_report")
+    completed = [r for r in parsed if r["status"] == "completed"]
+    # one parse per document that got past its simulated parse failure
+    assert len(completed) == report["completed"] and completed
+    assert {r["kind"] for r in parsed} == {"task"}

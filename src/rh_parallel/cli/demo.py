@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import errno
 import json
 import logging
@@ -26,9 +27,9 @@ import shlex
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from rh_parallel import CircuitBreaker, EventBus, ExecutionState, ParallelEventPrinter
 from rh_parallel.cli.options import (
@@ -87,6 +88,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         choices=MODES,
         default="auto",
         help="how to print the run (default auto: live on a terminal, smart otherwise)",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=("thread", "process", "ray"),
+        default=None,
+        help="add a CPU-bound parse-and-hash step per document, run in threads, a process "
+        "pool or on Ray (ray needs the rh-parallel[ray] extra)",
     )
     parser.add_argument("--summary", action="store_true", help="print totals per group at the end")
     durable = parser.add_argument_group("durable runs")
@@ -219,6 +227,26 @@ def print_report(
     )
 
 
+def make_executor(kind: str | None, workers: int) -> tuple[Any, Callable[[], None]]:
+    """The executor of the demo's CPU-bound step (``--executor``), and how to release it."""
+    if kind is None:
+        return None, lambda: None
+    if kind == "thread":
+        threads = concurrent.futures.ThreadPoolExecutor(workers)
+        return threads, lambda: threads.shutdown(wait=False, cancel_futures=True)
+    if kind == "process":
+        processes = concurrent.futures.ProcessPoolExecutor(min(workers, os.cpu_count() or 1))
+        return processes, lambda: processes.shutdown(wait=False, cancel_futures=True)
+    import ray
+
+    from rh_parallel.ray import RayExecutor
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    return RayExecutor(num_cpus=1), (ray.shutdown if started else lambda: None)
+
+
 async def run(args: argparse.Namespace, out: TextIO, durable: Durable | None = None) -> int:
     """The workflow, once or repeatedly (``--duration``, ``--loop``), printed to ``out``.
 
@@ -242,6 +270,7 @@ async def run(args: argparse.Namespace, out: TextIO, durable: Durable | None = N
     breaker = CircuitBreaker("search-api", failure_threshold=5, recovery_timeout=2.0)
     deadline = time.monotonic() + args.duration
     round_number = 0
+    executor, release = make_executor(args.executor, args.workers)
     try:
         while True:
             config = DemoConfig(
@@ -253,6 +282,7 @@ async def run(args: argparse.Namespace, out: TextIO, durable: Durable | None = N
                 round_number,
                 resume=durable.resume,
                 cacheable=durable.cache is not None,
+                executor=executor,
             )
             began = time.perf_counter()
             report = await run_workflow(state, config, breaker)
@@ -267,6 +297,7 @@ async def run(args: argparse.Namespace, out: TextIO, durable: Durable | None = N
         finally:
             await bus.aclose()
             printer.close()  # the live view's last frame, the cursor restored
+            release()
     if args.summary:
         printer.print_summary()
     return EXIT_OK

@@ -19,7 +19,9 @@ succeeded): a document's result is the same whichever run completed it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
+import string
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +52,7 @@ class DemoConfig:
     round: int = 0  # which repetition of the workflow (for --duration)
     resume: int = 0  # 0: a fresh run; else a salt of the failure draws of a resumed run
     cacheable: bool = False  # the LLM calls may be served from the state's cache
+    executor: Any = None  # where the CPU-bound parse step runs (--executor); None: no such step
 
 
 @dataclass
@@ -200,6 +203,13 @@ def build_actors(config: DemoConfig, breaker: CircuitBreaker) -> dict[str, Execu
         await _simulate(config, rng, 0.5)
         if rng.random() < config.fail_rate:
             raise SimulatedFailure(f"could not parse {data.doc_id}")
+        parsed = None
+        if config.executor is not None:  # CPU-bound: shipped to threads, processes or Ray
+            async with state.parallel(max_workers=1, name="parse", executor=config.executor) as cpu:
+                cpu.add("parse_and_hash", parse_and_hash, data.doc_id, config.seed)
+            (parsed,) = await cpu.gather()
+            if not parsed.ok:
+                raise parsed.error or SimulatedFailure(f"could not parse {data.doc_id}")
         # Two nested groups, run at once: the LLM calls, and the search API call behind its
         # retry policy and circuit breaker (which guards that API and nothing else). Their
         # names are bounded ("analyze", "search": they become metric labels); the document
@@ -214,10 +224,11 @@ def build_actors(config: DemoConfig, breaker: CircuitBreaker) -> dict[str, Execu
                 analyze.add(step, event(TextInput(doc_id=data.doc_id, step=step), ctx, state))
             lookup.add("related", search(TextInput(doc_id=data.doc_id, step="related"), ctx, state))
             texts, found = await asyncio.gather(analyze.gather_dict(), lookup.gather_dict())
-        return {
+        steps = {
             name: r.result if r.ok else f"unavailable ({r.error_type})"
             for name, r in (texts | found).items()
         }
+        return steps if parsed is None else steps | {"parsed": parsed.result}
 
     async def aggregate(data: Nothing, ctx: Any, state: ExecutionState) -> str:
         await _simulate(config, _rng(config, "aggregate"), 0.3)
@@ -264,3 +275,16 @@ async def run_workflow(
         return recovered_report(outcome)
     report.orchestrator = outcome
     return report
+
+
+def parse_and_hash(doc_id: str, seed: int, rounds: int = 20_000) -> dict[str, Any]:
+    """The demo's CPU-bound step: make the document's text, split it into words and
+    sentences, and hash it ``rounds`` times (pure Python: it holds a core). Module-level, so a
+    process pool or Ray can ship it."""
+    rng = random.Random(f"{seed}:{doc_id}:text")
+    words = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 9))) for _ in range(3000)]
+    text = " ".join(w + ("." if i % 12 == 11 else "") for i, w in enumerate(words))
+    digest = text.encode()
+    for _ in range(rounds):
+        digest = hashlib.sha256(digest).digest()
+    return {"words": len(words), "sentences": text.count("."), "sha256": digest.hex()[:16]}
