@@ -126,6 +126,38 @@ def test_the_dashboards_cover_red_groups_and_resilience() -> None:
         "rh_parallel_retries_total",
         "rh_parallel_circuit_state",
         "rh_parallel_circuit_rejections_total",
+        "rh_parallel_circuit_transitions_total",
+        "rh_parallel_cache_requests_total",
+        "rh_parallel_rate_limited_seconds_total",
+        "rh_parallel_bus_dropped_total",
+        "rh_parallel_spans_dropped_total",
     ):
         assert metric in exprs, f"no panel shows {metric}"
-    assert ("groups.json", "Per group") in titles
+    assert (
+        "groups.json",
+        "Items ended per group and outcome over the dashboard range (non-zero only)",
+    ) in titles
+
+
+def test_panel_titles_are_unique() -> None:
+    """The integration test (tests/integration/test_dashboards.py) keys its check of what
+    each panel shows by the panel's title, and the docs describe panels by title."""
+    titles = {(d, t) for d, t, _ in panel_queries()}
+    assert len({t for _, t in titles}) == len(titles)
+
+
+def test_counts_over_time_are_rates_and_ratios_read_zero_without_failures() -> None:
+    for dashboard, title, expr in panel_queries():
+        if "_total" in expr and "[$__range]" not in expr and "offset" not in expr:
+            assert "rate(" in expr, (dashboard, title, expr)  # never increase(): zoom-dependent
+        if "$__range" in expr:
+            assert "> 0" in expr, (dashboard, title)  # a table over the range: no zero rows
+        if "_in_flight" in expr and "sum(" in expr:
+            assert 'group!="_none"' in expr, (dashboard, title)  # only beside a limit
+
+
+def test_duration_buckets_reach_ten_minutes() -> None:
+    from rh_parallel.telemetry.metrics import DURATION_BUCKETS, WAIT_BUCKETS
+
+    assert DURATION_BUCKETS[0] <= 0.005 and DURATION_BUCKETS[-3:] == (120.0, 300.0, 600.0)
+    assert WAIT_BUCKETS[-1] == 600.0

@@ -13,6 +13,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -100,11 +101,22 @@ class Phoenix:
 class Prometheus:
     port: int
 
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode(
-            {"query": promql}
-        )
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        """The result of an instant query, now or ``at`` (a Unix time)."""
+        params = {"query": promql} | ({"time": repr(at)} if at is not None else {})
+        url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode(params)
         body = http_json(url)
+        assert body["status"] == "success", body
+        return list(body["data"]["result"])
+
+    def query_range(
+        self, promql: str, start: float, end: float, step: float = 1.0
+    ) -> list[dict[str, Any]]:
+        """A range query, as a Grafana time-series panel runs it: ``[{"metric": labels,
+        "values": [[t, "v"], ...]}, ...]``."""
+        params = {"query": promql, "start": repr(start), "end": repr(end), "step": repr(step)}
+        url = f"http://127.0.0.1:{self.port}/api/v1/query_range?" + urllib.parse.urlencode(params)
+        body = http_json(url, timeout=30)
         assert body["status"] == "success", body
         return list(body["data"]["result"])
 
@@ -125,3 +137,38 @@ def demo_command(*args: str) -> list[str]:
         if cli
         else [sys.executable, "-m", "rh_parallel.cli.main", "demo", *args]
     )
+
+
+def start_prometheus(
+    directory: Path, targets: list[str], interval: str = "1s"
+) -> tuple[Prometheus, subprocess.Popen[bytes]]:
+    """Start a Prometheus (the Debian package) that scrapes ``targets`` every ``interval``,
+    with its config, data and log in ``directory``; the caller stops the process."""
+    binary = require("prometheus")
+    port = free_port()
+    config = directory / "prometheus.yml"
+    config.write_text(
+        f"global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\n"
+        "scrape_configs:\n  - job_name: rh-parallel\n"
+        f"    static_configs:\n      - targets: {json.dumps(targets)}\n"
+    )
+    with (directory / "prometheus.log").open("wb") as log:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={directory / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--enable-feature=exemplar-storage",
+            ],
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        wait_until(
+            lambda: reachable(f"http://127.0.0.1:{port}/-/ready"), 60, "prometheus to be ready"
+        )
+    except BaseException:
+        stop(process)
+        raise
+    return Prometheus(port), process

@@ -98,3 +98,24 @@ async def test_one_bus_counts_its_drops_by_name_with_the_same_cap() -> None:
     assert bus.dropped() == (cap + 5) * 2
     assert bus.dropped("sub-0") == 2
     assert bus.dropped(bus_module.OTHER_SUBSCRIBER) == 5 * 2
+
+
+def test_a_failing_source_does_not_break_the_scrape(caplog: pytest.LogCaptureFixture) -> None:
+    def broken() -> dict[str, tuple[int, float]]:
+        raise RuntimeError("no counts")
+
+    registry = CollectorRegistry()
+    registry.register(BusDropsCollector(broken))
+    text = generate_latest(registry) + generate_latest(registry)
+    assert b"# TYPE rh_parallel_bus_dropped_total counter" in text
+    assert b'subscriber="' not in text
+    assert len([r for r in caplog.records if "bus drops" in r.getMessage()]) == 1
+
+
+def test_subscriber_names_that_cannot_be_label_values_are_refused() -> None:
+    bus = EventBus()
+    for bad in ("", "bad-\udc80", "line\nbreak"):
+        with pytest.raises(ValueError, match="printable str"):
+            bus.subscribe(print, name=bad)
+    with pytest.raises(TypeError, match="printable str"):
+        bus.subscribe(print, name=123)  # type: ignore[arg-type]

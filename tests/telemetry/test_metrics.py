@@ -1,4 +1,4 @@
-"""Prometheus metrics: the eleven names, their types and labels, and what they count."""
+"""Prometheus metrics: the names, their types and labels, and what they count."""
 
 from __future__ import annotations
 
@@ -6,17 +6,22 @@ import asyncio
 import gc
 import logging
 import weakref
+from collections.abc import Awaitable, Callable
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from rh_parallel import CircuitBreaker, ExecutionEvent, ExecutionState, RetryPolicy
+from rh_parallel import CircuitBreaker, ExecutionEvent, ExecutionResult, ExecutionState, RetryPolicy
+from rh_parallel.model.enums import EventType, GroupStatus
+from rh_parallel.model.groups import ParallelEventGroup
+from rh_parallel.runtime.observer import GroupInfo, ItemInfo
 from rh_parallel.telemetry import METRIC_NAMES, MetricsObserver
-from rh_parallel.telemetry.metrics import OTHER
+from rh_parallel.telemetry.metrics import NO_GROUP, OTHER, series_bound
 from rh_parallel.testing import InMemoryTelemetry
 from tests.helpers import DOUBLE
+from tests.telemetry.cap_workload import KINDS, run_cap_workload
 
 TYPES = {
     "rh_parallel_events": "counter",
@@ -30,8 +35,12 @@ TYPES = {
     "rh_parallel_retries": "counter",
     "rh_parallel_circuit_state": "gauge",
     "rh_parallel_circuit_rejections": "counter",
+    "rh_parallel_circuit_transitions": "counter",
     "rh_parallel_cache_requests": "counter",
+    "rh_parallel_rate_limited_seconds": "counter",
 }
+# served by their own collectors (rh_parallel.telemetry.bus_metrics, .span_drops)
+OTHER_COLLECTORS = {"rh_parallel_bus_dropped_total", "rh_parallel_spans_dropped_total"}
 
 
 @pytest.fixture
@@ -54,7 +63,9 @@ async def test_every_metric_with_its_type_and_labels(telemetry: InMemoryTelemetr
         q.add("rejected", asyncio.sleep(0))
     families = {f.name: f for f in telemetry.registry.collect()}
     assert {name: f.type for name, f in families.items()} == TYPES
-    assert {f"{n}_total" if TYPES[n] == "counter" else n for n in TYPES} == set(METRIC_NAMES)
+    served = {f"{n}_total" if TYPES[n] == "counter" else n for n in TYPES}
+    assert served | OTHER_COLLECTORS == set(METRIC_NAMES)
+    assert len(METRIC_NAMES) == len(set(METRIC_NAMES))
     labels = {
         name: {tuple(sorted(k for k in s.labels if k != "le")) for s in f.samples}
         for name, f in families.items()
@@ -66,6 +77,7 @@ async def test_every_metric_with_its_type_and_labels(telemetry: InMemoryTelemetr
     assert labels["rh_parallel_groups_active"] == {()}
     assert labels["rh_parallel_retries"] == {("group", "kind")}
     assert labels["rh_parallel_circuit_state"] == {("breaker",)}
+    assert labels["rh_parallel_circuit_transitions"] == {("breaker", "state")}
     sample = telemetry.sample
     assert sample("rh_parallel_events_total", kind="task", outcome="failed", group="docs") == 2
     assert sample("rh_parallel_events_total", kind="task", outcome="rejected", group="docs") == 1
@@ -79,7 +91,7 @@ async def test_every_metric_with_its_type_and_labels(telemetry: InMemoryTelemetr
     assert sample("rh_parallel_events_in_flight", group="docs") == 0
     assert sample("rh_parallel_workers_limit", group="docs") == 0
     assert sample("rh_parallel_group_duration_seconds_count", group="docs") == 2
-    # the rejected item never ran: counted, but no duration and no queue wait
+    # the rejected item never ran: counted, but no duration series and no queue wait
     assert (
         sample(
             "rh_parallel_event_duration_seconds_count", kind="task", outcome="failed", group="docs"
@@ -93,7 +105,7 @@ async def test_every_metric_with_its_type_and_labels(telemetry: InMemoryTelemetr
             outcome="rejected",
             group="docs",
         )
-        == 0
+        is None
     )
     assert sample("rh_parallel_queue_wait_seconds_count", group="docs") == 2
 
@@ -361,6 +373,7 @@ async def test_group_and_breaker_labels_stay_bounded_over_many_unique_names() ->
     # the internal maps: one entry per label value, never one per name or per group
     assert len(metrics._series) <= 6 and len(metrics.circuit_state) <= 5
     assert len(metrics.circuit_rejections) <= 5
+    assert len(metrics.circuit_transitions) <= 5 * 3  # by breaker and state entered
     assert labels_of(registry, "rh_parallel_events", "group") == {
         *(f"batch-{n}" for n in range(5)),
         OTHER,
@@ -380,3 +393,230 @@ async def test_group_and_breaker_labels_stay_bounded_over_many_unique_names() ->
     assert sample("rh_parallel_groups_total", {"outcome": "failed"}) == 2_000
     # the scrape stops growing too (only its numbers get longer)
     assert len(generate_latest(registry)) < 1.1 * early_scrape
+
+
+# -- label sets on first use, buckets up to 10 minutes, the series bound -------------------
+
+
+def exposed(registry: CollectorRegistry) -> list[str]:
+    """The sample lines of one scrape (what Prometheus stores as series)."""
+    text = generate_latest(registry).decode()
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+async def test_label_sets_appear_when_first_used(telemetry: InMemoryTelemetry) -> None:
+    registry = telemetry.registry
+    assert not [line for line in exposed(registry) if "group=" in line]  # nothing before use
+    state = telemetry.state()
+    tool = ExecutionEvent(actor=DOUBLE)
+    async with state.parallel(name="first") as p:
+        p.add(tool({"x": 1}, None, state))
+    lines = exposed(registry)
+    # the kind's outcome counters exist at 0 (rate() sees a first failure), and its retries
+    events = {
+        line.split("{")[1].split("}")[0]
+        for line in lines
+        if line.startswith("rh_parallel_events_total")
+    }
+    assert len(events) == 7 and all('kind="tool"' in e and 'group="first"' in e for e in events)
+    assert telemetry.sample("rh_parallel_retries_total", kind="tool", group="first") == 0
+    # one duration histogram: the (kind, outcome) that ran; none for llm, agent or task
+    durations = {
+        (s.labels["kind"], s.labels["outcome"])
+        for f in registry.collect()
+        if f.name == "rh_parallel_event_duration_seconds"
+        for s in f.samples
+    }
+    assert durations == {("tool", "completed")}
+    assert not [line for line in lines if 'kind="llm"' in line or 'kind="task"' in line]
+    assert telemetry.sample("rh_parallel_queue_wait_seconds_count", group="first") == 1
+    assert telemetry.sample("rh_parallel_group_duration_seconds_count", group="first") == 1
+    assert not [line for line in lines if "rh_parallel_cache_requests" in line]
+    assert not [line for line in lines if "rh_parallel_rate_limited" in line]
+
+
+def drive_one_item(
+    metrics: MetricsObserver, seconds: float, group_seconds: float | None = None
+) -> None:
+    """The hooks the engine calls for one item of a one-item group, with an item that ran
+    ``seconds`` and a group that ran ``group_seconds`` (no waiting: the times are given)."""
+    model = ParallelEventGroup(group_id="g", name="agents", max_workers=1)
+    group = GroupInfo(model, None)
+    metrics.on_group_start(group)
+    item = ItemInfo(0, "plan", "plan", EventType.AGENT_CALL, None, group)
+    item.running = True
+    item.attempts = 1
+    metrics.on_item_start(item)
+    result = ExecutionResult.success("done", name="plan")
+    result.execution_time = seconds
+    metrics.on_item_end(item, result)
+    model.status = GroupStatus.COMPLETED
+    model.duration = group_seconds if group_seconds is not None else seconds
+    metrics.on_group_end(group)
+
+
+def buckets_of(registry: CollectorRegistry, name: str, **labels: str) -> dict[str, float]:
+    return {
+        s.labels["le"]: s.value
+        for f in registry.collect()
+        for s in f.samples
+        if s.name == f"{name}_bucket" and all(s.labels.get(k) == v for k, v in labels.items())
+    }
+
+
+@pytest.mark.parametrize(
+    ("seconds", "first_bucket"),
+    [(240.0, "300.0"), (90.0, "120.0"), (599.0, "600.0"), (0.003, "0.005"), (700.0, "+Inf")],
+)
+def test_durations_land_in_buckets_up_to_ten_minutes(seconds: float, first_bucket: str) -> None:
+    registry = CollectorRegistry()
+    metrics = MetricsObserver(registry)
+    drive_one_item(metrics, seconds)
+    for name, labels in (
+        ("rh_parallel_event_duration_seconds", {"kind": "agent", "outcome": "completed"}),
+        ("rh_parallel_group_duration_seconds", {}),
+    ):
+        buckets = buckets_of(registry, name, group="agents", **labels)
+        bounds = [b for b in buckets if b != "+Inf"]
+        assert bounds[0] == "0.005" and bounds[-3:] == ["120.0", "300.0", "600.0"]
+        # cumulative: 0 below the item's bucket, 1 from it on
+        reached = [le for le, count in buckets.items() if count == 1]
+        assert reached[0] == first_bucket, (name, buckets)
+        assert all(count in (0, 1) for count in buckets.values())
+        assert buckets["+Inf"] == 1
+    assert registry.get_sample_value(
+        "rh_parallel_event_duration_seconds_sum",
+        {"kind": "agent", "outcome": "completed", "group": "agents"},
+    ) == pytest.approx(seconds)
+
+
+def test_a_four_minute_item_gives_a_quantile_between_two_and_five_minutes() -> None:
+    # Prometheus' histogram_quantile interpolates linearly inside the bucket that holds the
+    # rank: with one item in (120, 300], every quantile lies there (before: 60 for all)
+    registry = CollectorRegistry()
+    drive_one_item(MetricsObserver(registry), 240.0)
+    buckets = buckets_of(
+        registry, "rh_parallel_event_duration_seconds", kind="agent", outcome="completed"
+    )
+    bounds = [(float(le), count) for le, count in buckets.items()]
+    for q in (0.5, 0.95, 0.99):
+        rank = q * buckets["+Inf"]
+        index = next(i for i, (_, count) in enumerate(bounds) if count >= rank)
+        lower, below = bounds[index - 1] if index else (0.0, 0.0)
+        upper, count = bounds[index]
+        value = lower + (upper - lower) * (rank - below) / (count - below)
+        assert 120 < value <= 300
+
+
+@pytest.mark.parametrize("kinds", [("tool", "llm"), KINDS])
+async def test_series_at_the_group_cap_stay_under_the_stated_bound(kinds: tuple[str, ...]) -> None:
+    """120 group names (100 kept, 20 folded into _other) plus _none, each kind once completed
+    and once failed after a retry, and a breaker that trips: the scrape stays under
+    ``series_bound`` for that shape (before this change the same workload exposed 27,839
+    series with two kinds and 52,079 with four, as every outcome was pre-created)."""
+    registry = CollectorRegistry()
+    metrics = MetricsObserver(registry, max_groups=100)
+    await run_cap_workload(ExecutionState(observers=[metrics]), groups=120, kinds=kinds)
+    lines = exposed(registry)
+    labels = labels_of(registry, "rh_parallel_events_in_flight", "group")
+    assert len(labels) == 102 and {OTHER, NO_GROUP} <= labels
+    bound = series_bound(102, kinds=len(kinds), ran_outcomes=2, breakers=1)
+    assert len(lines) <= bound
+    assert len(lines) >= 0.95 * bound  # the bound is tight: each kind counted and ran twice
+    assert len(lines) <= series_bound(102, kinds=len(kinds), ran_outcomes=5, breakers=1)
+    before = {2: 27_839, 4: 52_079}[len(kinds)]
+    assert len(lines) < 0.5 * before
+    assert len(generate_latest(registry)) < (1.3 if len(kinds) == 2 else 2.3) * 1e6
+
+
+def test_events_outside_groups_do_not_take_a_group_label_of_the_cap() -> None:
+    metrics = MetricsObserver(None, max_groups=2)
+    assert metrics.series(None).label == NO_GROUP
+    assert metrics.series("a").label == "a"
+    assert metrics.series("b").label == "b"
+    assert metrics.series("c").label == OTHER
+    assert metrics.series("a").label == "a"
+    assert set(metrics._series) == {NO_GROUP, "a", "b", OTHER}
+
+
+# -- breakers and limiters -----------------------------------------------------------------
+
+
+async def test_every_breaker_transition_is_counted_half_open_included(
+    telemetry: InMemoryTelemetry,
+) -> None:
+    """The state gauge is read at scrapes; a breaker that opens, half-opens and closes
+    between two of them leaves the gauge at 0, but the transitions counter has all three."""
+    now = [0.0]
+
+    async def ok() -> None:
+        await asyncio.sleep(0)
+
+    breaker = CircuitBreaker(
+        "flaky-api", failure_threshold=1, recovery_timeout=5, clock=lambda: now[0]
+    )
+    state = telemetry.state()
+    sample = telemetry.sample
+
+    async def run(work: Callable[[], Awaitable[None]]) -> None:
+        async with state.parallel(name="calls", max_workers=1, circuit_breaker=breaker) as p:
+            p.add(work)
+        await p.gather()
+
+    await run(ok)  # closed: shows at 0, transitions at 0
+    assert sample("rh_parallel_circuit_state", breaker="flaky-api") == 0
+    for entered in ("open", "half_open", "closed"):
+        transitions = sample(
+            "rh_parallel_circuit_transitions_total", breaker="flaky-api", state=entered
+        )
+        assert transitions == 0
+    await run(fails)  # trips
+    await run(ok)  # rejected
+    now[0] = 10.0
+    await run(ok)  # the probe half-opens it and its success closes it
+    assert sample("rh_parallel_circuit_state", breaker="flaky-api") == 0
+    assert sample("rh_parallel_circuit_transitions_total", breaker="flaky-api", state="open") == 1
+    assert (
+        sample("rh_parallel_circuit_transitions_total", breaker="flaky-api", state="half_open") == 1
+    )
+    assert sample("rh_parallel_circuit_transitions_total", breaker="flaky-api", state="closed") == 1
+    assert sample("rh_parallel_circuit_rejections_total", breaker="flaky-api") == 1
+
+
+def test_breaker_and_limiter_labels_are_capped() -> None:
+    registry = CollectorRegistry()
+    metrics = MetricsObserver(registry, max_breakers=2, max_limiters=2)
+    for n in range(5):
+        metrics.on_breaker_state(f"svc-{n}", "open")
+        metrics.on_breaker_state(f"svc-{n}", "half_open")
+        metrics.on_item_wait(None, f"provider-{n}", 1.5)  # type: ignore[arg-type]
+    assert labels_of(registry, "rh_parallel_circuit_transitions", "breaker") == {
+        "svc-0",
+        "svc-1",
+        OTHER,
+    }
+    sample = registry.get_sample_value
+    assert sample("rh_parallel_circuit_transitions_total", {"breaker": OTHER, "state": "open"}) == 3
+    assert labels_of(registry, "rh_parallel_rate_limited_seconds", "limiter") == {
+        "provider-0",
+        "provider-1",
+        OTHER,
+    }
+    assert sample("rh_parallel_rate_limited_seconds_total", {"limiter": OTHER}) == 4.5
+    assert sample("rh_parallel_rate_limited_seconds_total", {"limiter": "provider-1"}) == 1.5
+    with pytest.raises(ValueError, match="max_limiters=0"):
+        MetricsObserver(None, max_limiters=0)
+
+
+def test_the_global_registry_exposes_every_metric_name_of_the_contract() -> None:
+    """METRIC_NAMES is DESIGN.md's table: the observer's families, the bus drops and the
+    span drops, all on the default registry once rh_parallel.telemetry is imported."""
+    from prometheus_client import REGISTRY
+
+    import rh_parallel.telemetry  # noqa: F401  (the wiring)
+
+    MetricsObserver.for_registry()
+    text = generate_latest(REGISTRY).decode()
+    for name in METRIC_NAMES:
+        family = name.removesuffix("_total")
+        assert f"# TYPE {family}" in text or f"# TYPE {name}" in text, name

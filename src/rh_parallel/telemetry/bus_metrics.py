@@ -1,9 +1,12 @@
 """``rh_parallel_bus_dropped_total{subscriber}``: bus records lost to a full subscriber queue.
 
 The runtime layer counts drops without knowing Prometheus (``rh_parallel.runtime.bus`` keeps
-them per subscriber name, capped at ``MAX_SUBSCRIBER_LABELS`` names plus ``_other``); this
-collector reads those counts at each scrape, so dropping costs no metric update. A subscriber
-name appears from its first drop, with the time of that drop as the counter's ``created``.
+them per subscriber name, capped at ``MAX_SUBSCRIBER_LABELS`` names plus ``_other``, so the
+``subscriber`` label has at most 51 values; a name is a non-empty printable str, refused at
+``subscribe()`` otherwise); this collector reads those counts at each scrape, so dropping
+costs no metric update. A subscriber name appears from its first drop, with the time of that
+drop as the counter's ``created``. A scrape never fails because of this collector: should
+reading the counts raise, the family is exposed without samples and the error logged once.
 
 Importing :mod:`rh_parallel.telemetry` registers the collector on the global registry once;
 :func:`register_bus_metrics` does it for another registry (idempotent per registry).
@@ -11,6 +14,7 @@ Importing :mod:`rh_parallel.telemetry` registers the collector on the global reg
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -31,6 +35,7 @@ _registered: weakref.WeakKeyDictionary[CollectorRegistry, BusDropsCollector] = (
     weakref.WeakKeyDictionary()
 )
 _registered_lock = threading.Lock()
+logger = logging.getLogger("rh_parallel.metrics")
 
 
 class BusDropsCollector(Collector):
@@ -41,6 +46,7 @@ class BusDropsCollector(Collector):
 
     def __init__(self, source: DropSource = dropped_by_subscriber) -> None:
         self._source = source
+        self._failed = False  # logged once
 
     def _family(self) -> CounterMetricFamily:
         return CounterMetricFamily(
@@ -55,8 +61,14 @@ class BusDropsCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         family = self._family()
-        for subscriber, (count, created) in sorted(self._source().items()):
-            family.add_metric((subscriber,), count, created=created)
+        try:
+            for subscriber, (count, created) in sorted(self._source().items()):
+                family.add_metric((subscriber,), count, created=created)
+        except Exception:
+            family = self._family()  # none of a half-built family
+            if not self._failed:
+                self._failed = True
+                logger.warning("rh_parallel metrics: reading bus drops failed", exc_info=True)
         yield family
 
 

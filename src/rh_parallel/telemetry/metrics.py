@@ -1,51 +1,76 @@
 """The metrics observer: Prometheus metrics for throughput, concurrency and failures.
 
-Names, types and labels are a contract (dashboards and users' queries depend on them). The
-``group`` label is the group's name and the ``breaker`` label the circuit breaker's, each
-capped in distinct values (the rest fold into ``_other``), so the observer's memory and a
-scrape's size stay bounded however many names a long-lived process sees. Nothing is kept per
-group id or per item. Every label value is a str that can be exposed: anything else is turned
-into one (and logged once), because one bad value must not break every scrape of the registry.
+Names, types and labels are a contract (DESIGN.md section 4; dashboards and users' queries
+depend on them). ``group``, ``breaker`` and ``limiter`` label values are names, each capped in
+distinct values (the rest fold into ``_other``), so the observer's memory and a scrape's size
+stay bounded however many names a long-lived process sees. Nothing is kept per group id or per
+item. Every label value is a str that can be exposed: anything else is turned into one (and
+logged once), because one bad value must not break every scrape of the registry.
 
 Speed: the observer is a Prometheus *collector*. Hooks update plain counters and bucket arrays
 (resolved once per group label), and ``collect()`` turns them into metric families when the
 endpoint is scraped. That keeps the per-item cost to a few dict and list operations instead of
 a locked metric update per sample, and scrapes always read current values.
+
+Label sets appear when first used (see :class:`~rh_parallel.telemetry._series.Series` for
+the few created just before their first increment, so that ``rate()`` sees it). Series, at
+most, per ``group`` label value: 2 gauges (in flight, limit), the queue-wait and group-duration
+histograms (16 + 19), per kind used 7 outcome counters, 1 retry counter and a duration
+histogram (19) per outcome that ran (completed always), and 2 cache counters once the cache is
+used. Label values: at most ``max_groups`` names, ``_none`` and ``_other``. See
+:func:`series_bound`.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 import weakref
 from bisect import bisect_left
 from collections.abc import Iterator
 
 from opentelemetry import trace
 from prometheus_client import REGISTRY, CollectorRegistry
-from prometheus_client.metrics_core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from prometheus_client.samples import Exemplar
 
 from rh_parallel.execution.breaker import CircuitState
-from rh_parallel.model.enums import GroupStatus, ResultStatus
 from rh_parallel.model.results import ExecutionResult
 from rh_parallel.runtime.observer import ExecutionObserver, GroupInfo, ItemInfo
+from rh_parallel.telemetry._families import build_families
+from rh_parallel.telemetry._series import (
+    BREAKER_STATES,
+    DURATION_BUCKETS,
+    GROUP_OUTCOMES,
+    INVALID_LABEL,
+    NO_GROUP,
+    OTHER,
+    WAIT_BUCKETS,
+    Histogram,
+    Series,
+    coerce_label,
+    exposable,
+    series_bound,
+)
 
-__all__ = ["METRIC_NAMES", "NO_GROUP", "OTHER", "OTHER_GROUP", "MetricsObserver"]
+__all__ = [
+    "DURATION_BUCKETS",
+    "INVALID_LABEL",
+    "METRIC_NAMES",
+    "NO_GROUP",
+    "OTHER",
+    "OTHER_GROUP",
+    "WAIT_BUCKETS",
+    "MetricsObserver",
+    "series_bound",
+]
 
 logger = logging.getLogger("rh_parallel.metrics")
 
-OTHER = "_other"  # the label value names fold into beyond their cap
 OTHER_GROUP = OTHER
-INVALID_LABEL = "_invalid"  # a value that could not be turned into a str at all
-NO_GROUP = "_none"
+# Every rh_parallel metric of a process, as exposed (DESIGN.md section 4). The observer serves
+# all but the last two: rh_parallel.telemetry.bus_metrics serves the bus drops, and the
+# span-drop collector of rh_parallel.telemetry the spans its export queue dropped.
 METRIC_NAMES = (
     "rh_parallel_events_total",
     "rh_parallel_event_duration_seconds",
@@ -58,13 +83,11 @@ METRIC_NAMES = (
     "rh_parallel_retries_total",
     "rh_parallel_circuit_state",
     "rh_parallel_circuit_rejections_total",
+    "rh_parallel_circuit_transitions_total",
     "rh_parallel_cache_requests_total",
-)
-DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-WAIT_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0)
-_OUTCOMES = tuple(s.value for s in ResultStatus)
-_GROUP_OUTCOMES = tuple(
-    s.value for s in (GroupStatus.COMPLETED, GroupStatus.FAILED, GroupStatus.CANCELLED)
+    "rh_parallel_rate_limited_seconds_total",
+    "rh_parallel_bus_dropped_total",
+    "rh_parallel_spans_dropped_total",
 )
 
 # weak: a registry (and its observer, which it holds) can go away with nothing kept here
@@ -72,118 +95,15 @@ _instances: weakref.WeakValueDictionary[int, MetricsObserver] = weakref.WeakValu
 _instances_lock = threading.Lock()
 
 
-def _exposable(value: object) -> str | None:
-    """``value`` as is when it is a plain str the exposition can encode, else ``None``."""
-    if type(value) is str and (value.isascii() or _encodes(value)):
-        return value
-    return None
-
-
-def _encodes(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate, e.g. from os.fsdecode of bad bytes
-        return False
-    return True
-
-
-def _coerce_label(value: object) -> str:
-    """A str for any ``value``: str subclasses flattened, undecodable characters escaped,
-    other objects through ``str()`` (``_invalid`` when even that raises)."""
-    try:
-        text = str.__str__(value) if isinstance(value, str) else str(value)
-        if type(text) is not str:
-            text = str.__str__(text)
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    except Exception:
-        return INVALID_LABEL
-
-
-class _Histogram:
-    """Bucket counts, a sum, and the latest exemplar per bucket."""
-
-    __slots__ = ("bounds", "counts", "exemplars", "total")
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)
-        self.total = 0.0
-        self.exemplars: dict[int, Exemplar] | None = None
-
-    def observe(self, value: float, trace_id: str | None = None) -> None:
-        bucket = bisect_left(self.bounds, value)
-        self.counts[bucket] += 1
-        self.total += value
-        if trace_id is not None:
-            if self.exemplars is None:
-                self.exemplars = {}
-            self.exemplars[bucket] = Exemplar({"trace_id": trace_id}, value, time.time())
-
-    def buckets(self) -> list[tuple[str, float] | tuple[str, float, Exemplar]]:
-        out: list[tuple[str, float] | tuple[str, float, Exemplar]] = []
-        cumulative = 0
-        exemplars = self.exemplars or {}
-        for index, count in enumerate(list(self.counts)):
-            cumulative += count
-            bound = str(self.bounds[index]) if index < len(self.bounds) else "+Inf"
-            exemplar = exemplars.get(index)
-            out.append((bound, cumulative, exemplar) if exemplar else (bound, cumulative))
-        return out
-
-
-class _EventSeries:
-    """The count and durations of one (kind, outcome) pair."""
-
-    __slots__ = ("count", "durations")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.durations = _Histogram(DURATION_BUCKETS)
-
-
-class _Series:
-    """Every sample of one ``group`` label value, resolved once per group."""
-
-    __slots__ = (
-        "cache",
-        "events",
-        "group_duration",
-        "in_flight",
-        "label",
-        "queue_wait",
-        "retries",
-        "workers_limit",
-    )
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.in_flight = 0
-        self.workers_limit = 0
-        self.queue_wait = _Histogram(WAIT_BUCKETS)
-        self.group_duration = _Histogram(DURATION_BUCKETS)
-        self.events: dict[tuple[str, str], _EventSeries] = {}
-        self.retries: dict[str, int] = {}
-        self.cache: dict[str, int] | None = None  # lookups by result (hit, miss), once used
-
-    def event(self, kind: str, outcome: str) -> _EventSeries:
-        found = self.events.get((kind, outcome))
-        if found is None:
-            # every outcome of a kind at once: an error ratio reads 0, not "no data"
-            for other in _OUTCOMES:
-                self.events.setdefault((kind, other), _EventSeries())
-            self.retries.setdefault(kind, 0)
-            found = self.events[(kind, outcome)]
-        return found
-
-
 class MetricsObserver(ExecutionObserver, Collector):
     """Records the metrics of DESIGN.md section 4 and serves them from ``registry``.
 
     Use :meth:`for_registry` (the default state wiring does): a registry accepts each metric
-    name once, so there is one observer per registry. ``max_groups`` caps the distinct values
-    of the ``group`` label and ``max_breakers`` those of the ``breaker`` label; further names
-    are counted under ``_other`` (whose ``rh_parallel_circuit_state`` is the state last
-    reported by any breaker folded there).
+    name once, so there is one observer per registry. ``max_groups``, ``max_breakers`` and
+    ``max_limiters`` cap the distinct values of the ``group``, ``breaker`` and ``limiter``
+    labels; further names are counted under ``_other`` (whose ``rh_parallel_circuit_state`` is
+    the state last reported by any breaker folded there). Events run outside any group count
+    under ``group="_none"``, which is not one of the ``max_groups``.
     """
 
     def __init__(
@@ -191,8 +111,13 @@ class MetricsObserver(ExecutionObserver, Collector):
         registry: CollectorRegistry | None = REGISTRY,
         max_groups: int = 100,
         max_breakers: int = 100,
+        max_limiters: int = 100,
     ) -> None:
-        for name, cap in (("max_groups", max_groups), ("max_breakers", max_breakers)):
+        for name, cap in (
+            ("max_groups", max_groups),
+            ("max_breakers", max_breakers),
+            ("max_limiters", max_limiters),
+        ):
             if isinstance(cap, bool) or not isinstance(cap, int):
                 raise TypeError(f"MetricsObserver({name}={cap!r}): pass an int >= 1")
             if cap < 1:
@@ -200,25 +125,39 @@ class MetricsObserver(ExecutionObserver, Collector):
         self.registry = registry
         self.max_groups = max_groups
         self.max_breakers = max_breakers
-        self._series: dict[str, _Series] = {}
-        self._lock = threading.Lock()
-        self.groups_total = dict.fromkeys(_GROUP_OUTCOMES, 0)
+        self.max_limiters = max_limiters
+        self._series: dict[str, Series] = {}
+        self._named_groups = 0  # label values of _series other than _none and _other
+        self._lock = threading.Lock()  # creating label values (hooks may run in many threads)
+        # Odd while a workers_limit changes (a sequence lock, cheaper than a lock per group):
+        # in-flight only moves within the current limit, so a scrape that read both gauges
+        # with no limit change in between never pairs a limit with an in-flight count from
+        # the other side of a group's start or end (see _families._gauges).
+        self._limit_changes = 0
+        self.groups_total = dict.fromkeys(GROUP_OUTCOMES, 0)
         self.groups_active = 0
         self.circuit_state: dict[str, int] = {}
         self.circuit_rejections: dict[str, int] = {}
+        self.circuit_transitions: dict[tuple[str, str], int] = {}
+        self.rate_limited: dict[str, float] = {}
         self._logged: set[str] = set()
         if registry is not None:
             registry.register(self)
 
     @classmethod
     def for_registry(
-        cls, registry: CollectorRegistry = REGISTRY, max_groups: int = 100, max_breakers: int = 100
+        cls,
+        registry: CollectorRegistry = REGISTRY,
+        max_groups: int = 100,
+        max_breakers: int = 100,
+        max_limiters: int = 100,
     ) -> MetricsObserver:
         """The one observer of ``registry`` (made and registered on first use)."""
         with _instances_lock:
             observer = _instances.get(id(registry))
             if observer is None or observer.registry is not registry:
-                observer = _instances[id(registry)] = cls(registry, max_groups, max_breakers)
+                observer = cls(registry, max_groups, max_breakers, max_limiters)
+                _instances[id(registry)] = observer
             return observer
 
     def _log_once(self, key: str, message: str, *args: object, exc_info: bool = False) -> None:
@@ -231,10 +170,10 @@ class MetricsObserver(ExecutionObserver, Collector):
 
     def _label(self, value: object, label: str) -> str:
         """``value`` as a label value that every scrape can expose."""
-        found = _exposable(value)
+        found = exposable(value)
         if found is not None:
             return found
-        coerced = _coerce_label(value)
+        coerced = coerce_label(value)
         self._log_once(
             f"label:{label}",
             "rh_parallel metrics: a %s label value is not a plain str (%s); exposed as %r",
@@ -246,24 +185,40 @@ class MetricsObserver(ExecutionObserver, Collector):
 
     # -- labels ---------------------------------------------------------------------------
 
-    def series(self, group_name: str | None) -> _Series:
+    def series(self, group_name: str | None) -> Series:
         """The samples of ``group_name`` (``_none`` for events outside groups; ``_other``
         once ``max_groups`` names have been seen)."""
-        label = NO_GROUP if group_name is None else self._label(group_name, "group")
+        if group_name is None:
+            label = NO_GROUP
+        else:
+            if type(group_name) is str:
+                found = self._series.get(group_name)  # a name seen before is a valid label
+                if found is not None:
+                    return found
+            label = self._label(group_name, "group")
         found = self._series.get(label)
         if found is not None:
             return found
         with self._lock:
-            if len(self._series) >= self.max_groups and label != NO_GROUP:
-                label = OTHER
             found = self._series.get(label)
             if found is None:
-                found = self._series[label] = _Series(label)
+                if label not in (NO_GROUP, OTHER):
+                    if self._named_groups >= self.max_groups:
+                        return self._other_series()
+                    self._named_groups += 1
+                found = self._series[label] = Series(label)
+        return found
+
+    def _other_series(self) -> Series:
+        found = self._series.get(OTHER)
+        if found is None:
+            found = self._series[OTHER] = Series(OTHER)
         return found
 
     def breaker_label(self, breaker: object, state: CircuitState = CircuitState.CLOSED) -> str:
         """The ``breaker`` label of ``breaker`` (``_other`` once ``max_breakers`` names have
-        been seen); a label seen for the first time starts with ``state`` and no rejection."""
+        been seen); a label seen for the first time starts with ``state``, no rejection and
+        no transition."""
         label = self._label(breaker, "breaker")
         if label in self.circuit_state:
             return label
@@ -272,14 +227,28 @@ class MetricsObserver(ExecutionObserver, Collector):
                 label = OTHER
             if label not in self.circuit_state:
                 self.circuit_rejections[label] = 0
+                for name in BREAKER_STATES:
+                    self.circuit_transitions[(label, name)] = 0
                 self.circuit_state[label] = state.gauge_value
         return label
 
-    def _item_series(self, item: ItemInfo) -> _Series:
+    def limiter_label(self, limiter: object) -> str:
+        """The ``limiter`` label of ``limiter`` (``_other`` once ``max_limiters`` names have
+        been seen)."""
+        label = self._label(limiter, "limiter")
+        if label in self.rate_limited:
+            return label
+        with self._lock:
+            if label not in self.rate_limited and len(self.rate_limited) >= self.max_limiters:
+                label = OTHER
+            self.rate_limited.setdefault(label, 0.0)
+        return label
+
+    def _item_series(self, item: ItemInfo) -> Series:
         group = item.group
         if group is None:
             return self.series(None)
-        found: _Series | None = group.scratch.get(self)
+        found: Series | None = group.scratch.get(self)
         if found is None:
             found = group.scratch[self] = self.series(group.group.name)
         return found
@@ -288,8 +257,12 @@ class MetricsObserver(ExecutionObserver, Collector):
 
     def on_group_start(self, group: GroupInfo) -> bool | None:
         series = group.scratch[self] = self.series(group.group.name)
+        if series.queue_wait is None:
+            series.add_group()
         self.groups_active += 1
+        self._limit_changes += 1
         series.workers_limit += group.group.max_workers
+        self._limit_changes += 1
         if group.breaker is not None:  # a guarded group shows its breaker before it trips
             name, state = group.breaker
             self.breaker_label(name, CircuitState(state))
@@ -299,38 +272,72 @@ class MetricsObserver(ExecutionObserver, Collector):
         model = group.group
         series = group.scratch.get(self) or self.series(model.name)
         self.groups_active -= 1
-        self.groups_total[model.status.value] = self.groups_total.get(model.status.value, 0) + 1
+        outcome = model.status.value
+        self.groups_total[outcome] = self.groups_total.get(outcome, 0) + 1
+        self._limit_changes += 1  # its items have ended: none is in flight any more
         series.workers_limit -= model.max_workers
-        if model.duration is not None:
-            series.group_duration.observe(model.duration)
+        self._limit_changes += 1
+        seconds = model.duration
+        histogram = series.group_duration
+        if seconds is not None and histogram is not None:  # created at the group's start
+            histogram.counts[bisect_left(DURATION_BUCKETS, seconds)] += 1
+            histogram.total += seconds
+
+    # on_item_start and on_item_end run once per item: they inline _item_series and the
+    # histogram update (a Python call costs about as much as the update itself).
 
     def on_item_start(self, item: ItemInfo) -> None:
-        series = self._item_series(item)
+        group = item.group
+        series: Series | None = group.scratch.get(self) if group is not None else None
+        if series is None:
+            series = self._item_series(item)
         series.in_flight += 1
-        if item.group is not None:
-            series.queue_wait.observe(item.queue_time)
+        if item.kind not in series.retries:  # the kind's first item in this label
+            series.add_kind(item.kind)
+        wait = series.queue_wait
+        if wait is not None and group is not None:
+            seconds = item.queue_time
+            wait.counts[bisect_left(WAIT_BUCKETS, seconds)] += 1
+            wait.total += seconds
 
     def on_item_retry(self, item: ItemInfo, error: BaseException | None, delay: float) -> None:
         series = self._item_series(item)
-        series.event(item.kind, "completed")
-        series.retries[item.kind] += 1
+        kind = item.kind
+        if kind not in series.retries:
+            series.add_kind(kind)
+        series.retries[kind] += 1
         series.in_flight -= 1  # it gave its slot back for the wait
 
     def on_item_resume(self, item: ItemInfo) -> None:
         self._item_series(item).in_flight += 1
 
     def on_item_end(self, item: ItemInfo, result: ExecutionResult) -> None:
-        series = self._item_series(item)
-        entry = series.event(item.kind, result.status.value)
-        entry.count += 1
+        group = item.group
+        series: Series | None = group.scratch.get(self) if group is not None else None
+        if series is None:
+            series = self._item_series(item)
+        key = (item.kind, result.status)
+        events = series.events
+        count = events.get(key)
+        if count is None:
+            series.add_kind(item.kind)
+            count = 0
+        events[key] = count + 1
         if item.running:  # it held its slot to the end (not backing off, not queued)
             series.in_flight -= 1
         if item.attempts > 0:  # it ran: not skipped, rejected or stopped while queued
-            group = item.group
+            histogram = series.durations.get(key)
+            if histogram is None:  # the first of an outcome other than completed
+                histogram = series.durations[key] = Histogram(DURATION_BUCKETS)
+            seconds = result.execution_time
             # an exemplar needs a span: skip the lookup in groups the tracer does not record
-            traced = group is None or group.group.trace_id is not None
-            trace_id = _sampled_trace_id() if traced else None
-            entry.durations.observe(result.execution_time, trace_id)
+            if group is None or group.group.trace_id is not None:
+                trace_id = _sampled_trace_id()
+                if trace_id is not None:
+                    histogram.observe(seconds, trace_id)
+                    return
+            histogram.counts[bisect_left(DURATION_BUCKETS, seconds)] += 1
+            histogram.total += seconds
 
     def on_cache_lookups(self, group: GroupInfo | None, hits: int, misses: int) -> None:
         if group is None:
@@ -344,12 +351,27 @@ class MetricsObserver(ExecutionObserver, Collector):
 
     def on_breaker_state(self, breaker: str, state: str) -> None:
         now = CircuitState(state)
-        self.circuit_state[self.breaker_label(breaker, now)] = now.gauge_value
+        label = self.breaker_label(breaker, now)
+        self.circuit_state[label] = now.gauge_value
+        self.circuit_transitions[(label, now.value)] += 1
 
     def on_breaker_rejection(self, breaker: str) -> None:
         # first seen by its rejection: only an open breaker rejects
         label = self.breaker_label(breaker, CircuitState.OPEN)
         self.circuit_rejections[label] += 1
+
+    def on_item_wait(self, item: ItemInfo, limiter: str, seconds: float) -> None:
+        label = self.limiter_label(limiter)
+        self.rate_limited[label] += seconds
+
+    def on_limit_change(self, group: GroupInfo, old: int, new: int) -> None:
+        # An AdaptiveLimit moved. Lowered below the items holding slots, in-flight stays above
+        # the new limit until enough of them end (none starts meanwhile): the only time it
+        # exceeds workers_limit, which shows the current value (DESIGN.md section 9).
+        series = group.scratch.get(self) or self.series(group.group.name)
+        self._limit_changes += 1
+        series.workers_limit += new - old
+        self._limit_changes += 1
 
     # -- collector ------------------------------------------------------------------------
 
@@ -366,101 +388,7 @@ class MetricsObserver(ExecutionObserver, Collector):
             return iter(())
 
     def _families(self) -> list[Metric]:
-        all_series = list(self._series.values())
-        events = CounterMetricFamily(
-            "rh_parallel_events",
-            "Items and events that ended, by kind and outcome.",
-            labels=("kind", "outcome", "group"),
-        )
-        durations = HistogramMetricFamily(
-            "rh_parallel_event_duration_seconds",
-            "Seconds items and events ran (all attempts), with trace_id exemplars.",
-            labels=("kind", "outcome", "group"),
-        )
-        queue_wait = HistogramMetricFamily(
-            "rh_parallel_queue_wait_seconds",
-            "Seconds items waited for a worker slot.",
-            labels=("group",),
-        )
-        in_flight = GaugeMetricFamily(
-            "rh_parallel_events_in_flight", "Items running now.", labels=("group",)
-        )
-        limits = GaugeMetricFamily(
-            "rh_parallel_workers_limit",
-            "Sum of max_workers over the running groups of that name.",
-            labels=("group",),
-        )
-        group_duration = HistogramMetricFamily(
-            "rh_parallel_group_duration_seconds", "Seconds groups ran.", labels=("group",)
-        )
-        retries = CounterMetricFamily(
-            "rh_parallel_retries", "Retried attempts.", labels=("kind", "group")
-        )
-        cache = CounterMetricFamily(
-            "rh_parallel_cache_requests",
-            "Cache lookups of items and events before they ran, by result (hit, miss).",
-            labels=("result", "group"),
-        )
-        for series in all_series:
-            try:
-                label = self._label(series.label, "group")
-                for (kind, outcome), entry in list(series.events.items()):
-                    events.add_metric((kind, outcome, label), entry.count)
-                    durations.add_metric(
-                        (kind, outcome, label), entry.durations.buckets(), entry.durations.total
-                    )
-                for kind, count in list(series.retries.items()):
-                    retries.add_metric((kind, label), count)
-                for result, count in list((series.cache or {}).items()):
-                    cache.add_metric((result, label), count)
-                if label != NO_GROUP:
-                    queue_wait.add_metric(
-                        (label,), series.queue_wait.buckets(), series.queue_wait.total
-                    )
-                    limits.add_metric((label,), series.workers_limit)
-                    group_duration.add_metric(
-                        (label,), series.group_duration.buckets(), series.group_duration.total
-                    )
-                in_flight.add_metric((label,), series.in_flight)
-            except Exception:  # skip this label's samples, keep the rest of the scrape
-                self._log_once(
-                    "series", "rh_parallel metrics: a group series failed", exc_info=True
-                )
-        groups = CounterMetricFamily(
-            "rh_parallel_groups", "Groups that ended, by outcome.", labels=("outcome",)
-        )
-        for outcome, count in list(self.groups_total.items()):
-            groups.add_metric((outcome,), count)
-        active = GaugeMetricFamily("rh_parallel_groups_active", "Groups running now.")
-        active.add_metric((), self.groups_active)
-        state = GaugeMetricFamily(
-            "rh_parallel_circuit_state",
-            "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
-            labels=("breaker",),
-        )
-        for breaker, value in list(self.circuit_state.items()):
-            state.add_metric((self._label(breaker, "breaker"),), value)
-        rejections = CounterMetricFamily(
-            "rh_parallel_circuit_rejections",
-            "Calls rejected by an open breaker.",
-            labels=("breaker",),
-        )
-        for breaker, count in list(self.circuit_rejections.items()):
-            rejections.add_metric((self._label(breaker, "breaker"),), count)
-        return [
-            events,
-            durations,
-            queue_wait,
-            in_flight,
-            limits,
-            groups,
-            group_duration,
-            active,
-            retries,
-            state,
-            rejections,
-            cache,
-        ]
+        return build_families(self)
 
 
 def _sampled_trace_id() -> str | None:
