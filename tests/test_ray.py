@@ -25,6 +25,7 @@ from tests.execution.helpers import (
     fails_until,
     spin,
     square,
+    ticks_during,
     trace_ids,
 )
 
@@ -143,24 +144,10 @@ async def test_trace_context_crosses_into_the_ray_worker(executor: RayExecutor) 
 async def test_the_loop_stays_responsive_while_ray_runs_cpu_bound_items(
     state: ExecutionState, executor: RayExecutor
 ) -> None:
-    ticks = 0
-    stop = asyncio.Event()
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while not stop.is_set():
-            ticks += 1
-            await asyncio.sleep(0.005)
-
-    ticking = asyncio.ensure_future(ticker())
-    began = time.perf_counter()
-    async with state.parallel(2, executor=executor) as p:
-        for _ in range(4):
-            p.add(spin, 0.1)
-    await p.gather()
-    elapsed = time.perf_counter() - began
-    stop.set()
-    await ticking
+    p = state.parallel(2, executor=executor)
+    for _ in range(4):
+        p.add(spin, 0.1)
+    ticks, elapsed = await ticks_during(p.gather())
     assert ticks >= 0.2 * elapsed / 0.005
 
 

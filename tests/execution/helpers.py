@@ -10,6 +10,7 @@ import asyncio
 import fcntl
 import os
 import time
+from typing import Any
 
 from opentelemetry import trace
 
@@ -77,3 +78,26 @@ def node_and_square(x: int, hold: float) -> tuple[str, int]:
 
     time.sleep(hold)
     return ray.get_runtime_context().get_node_id(), x * x
+
+
+async def ticks_during(work: Any, period: float = 0.005) -> tuple[int, float]:
+    """Run ``work`` (an awaitable) while a ticker on the loop counts its ticks every
+    ``period``: how many ticks, and the seconds it took. A blocked loop gives about one."""
+    ticks = 0
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            await asyncio.sleep(period)
+
+    ticking = asyncio.ensure_future(ticker())
+    began = time.perf_counter()
+    try:
+        await work
+    finally:
+        elapsed = time.perf_counter() - began
+        stop.set()
+        await ticking
+    return ticks, elapsed

@@ -6,10 +6,8 @@ from inside the workers (a shared counter file for processes), never guessed fro
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from tests.execution.helpers import (
     fails_until,
     spin,
     square,
+    ticks_during,
     trace_ids,
 )
 from tests.helpers import no_tasks_left
@@ -184,24 +183,10 @@ async def test_the_loop_stays_responsive_while_cpu_bound_items_run(
         if kind == "thread"
         else concurrent.futures.ProcessPoolExecutor
     )
-    ticks = 0
-    stop = asyncio.Event()
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while not stop.is_set():
-            ticks += 1
-            await asyncio.sleep(0.005)
-
     with pool_type(2) as pool:
-        ticking = asyncio.ensure_future(ticker())
-        began = time.perf_counter()
-        async with state.parallel(2, executor=pool) as p:
-            for _ in range(4):
-                p.add(spin, 0.1)
-        await p.gather()
-        elapsed = time.perf_counter() - began
-        stop.set()
-        await ticking
+        p = state.parallel(2, executor=pool)
+        for _ in range(4):
+            p.add(spin, 0.1)
+        ticks, elapsed = await ticks_during(p.gather())
     assert ticks >= 0.2 * elapsed / 0.005  # blocking the loop instead would give ~1 tick
     assert no_tasks_left()

@@ -39,11 +39,11 @@ class RecallingGroup:
     lookup_epoch: int  # landings of the state's flights when the group's lookup began
     _incomplete: bool
 
-    def _queue_end(self, item: Item, result: ExecutionResult) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by GroupRun
 
-    def _settle(self) -> None:
-        raise NotImplementedError
+        def _queue_end(self, item: Item, result: ExecutionResult) -> None: ...
+
+        def _settle(self) -> None: ...
 
     def _make_ready(self, recall: Recall, item: Item) -> None:
         """Queue an item whose dependencies are met, unless a call of its cache key is in
