@@ -269,6 +269,35 @@ async def test_nested_group_span_is_a_child_of_its_item(telemetry: InMemoryTelem
     assert inner.context.trace_id == outer.context.trace_id
 
 
+async def test_every_span_ends_within_its_parent(telemetry: InMemoryTelemetry) -> None:
+    """The last item of a group ends its span before the group does (a child never outlives
+    its parent in the trace), nested groups included, whatever the items' outcomes."""
+    state = telemetry.state()
+
+    async def leaf(n: int) -> int:
+        await asyncio.sleep(0.001 * n)
+        if n == 2:
+            raise ValueError("two")
+        return n
+
+    async def opens_group(size: int) -> None:
+        async with state.parallel(2, name="inner") as q:
+            for n in range(size):
+                q.add(leaf, n)
+
+    async with state.parallel(3, name="outer") as p:
+        for size in (1, 3, 4):
+            p.add(f"parent-{size}", opens_group, size)
+    spans = {span.context.span_id: span for span in telemetry.spans()}
+    children = [span for span in spans.values() if span.parent is not None]
+    assert len(children) == 3 + 8 + 3  # items of outer, items of inner, inner groups
+    for span in children:
+        assert span.parent is not None
+        parent = spans[span.parent.span_id]
+        assert span.end_time is not None and parent.end_time is not None
+        assert span.end_time <= parent.end_time, (span.name, parent.name)
+
+
 class Boom(Exception):
     """An exception class of a module: error.type is ``tests.telemetry.test_tracing.Boom``."""
 

@@ -212,9 +212,9 @@ class TracingObserver(ExecutionObserver):
             )
 
     def on_item_end(self, item: ItemInfo, result: ExecutionResult) -> None:
-        # pop: the scope ends the span; nothing keeps it alive once the item is done
+        # ended here, not when the item's task leaves the span's scope: the group can end
+        # in between, and a child span must not outlive its parent
         span: Span | None = item.scratch.pop(self, None) if item.scratch else None
-        standalone = span is None
         if span is None:  # never ran (skipped, rejected, stopped while queued): a short span
             span = self._start_item_span(item)
             if span is None:
@@ -237,8 +237,7 @@ class TracingObserver(ExecutionObserver):
                 _record_exception(span, result)
             # the description is the message; never a repeat of error.type (Recording Errors)
             span.set_status(Status(StatusCode.ERROR, result.error_message or None))
-        if standalone:
-            span.end()
+        span.end()
 
 
 def _record_exception(span: Span, result: ExecutionResult) -> None:
@@ -299,7 +298,8 @@ def _group_description(model: Any, deciding: ExecutionResult | None) -> str:
 
 
 class _CurrentSpan(AbstractContextManager[None]):
-    """Makes an item's span current in the item's task and ends it on exit.
+    """Makes an item's span current in the item's task; ends it on exit if the item's end
+    did not.
 
     A lighter ``trace.use_span(span, end_on_exit=True)``: the executor already turns errors
     into results, so there is no exception to record here.
@@ -317,4 +317,5 @@ class _CurrentSpan(AbstractContextManager[None]):
     def __exit__(self, *exc_info: object) -> None:
         if self._token is not None:
             otel_context.detach(self._token)
-        self._span.end()
+        if self._span.is_recording():  # not ended by on_item_end (the item never ended)
+            self._span.end()
