@@ -1,14 +1,29 @@
 """rh-parallel: run independent agent events in parallel on asyncio, observably.
 
-Quick start::
+Quick start (run by the tests, like every example in the documentation):
 
-    from rh_parallel import ExecutionState
+```python
+import asyncio
 
+from rh_parallel import ExecutionState
+
+
+async def process_doc(doc: str) -> str:
+    await asyncio.sleep(0.01)  # an LLM, tool or API call
+    return doc.upper()
+
+
+async def main() -> None:
     state = ExecutionState()
     async with state.parallel(max_workers=5, name="Document Processing") as p:
-        for doc in docs:
-            p.add(process_doc, doc)     # an async def and its arguments
-    results = await p.gather()
+        for doc in ["intro", "methods", "results"]:
+            p.add(process_doc, doc)  # an async def and its arguments
+    results = await p.gather()  # ExecutionResults, in add order
+    print([r.result for r in results])  # ['INTRO', 'METHODS', 'RESULTS']
+
+
+asyncio.run(main())
+```
 """
 
 import typing as _typing
@@ -68,6 +83,11 @@ def __getattr__(name: str) -> object:
     import than the whole engine, and many programs never print."""
     module = _LAZY.get(name)
     if module is None:
+        from rh_parallel import _migration
+
+        renamed = _migration.package_name(name)  # RH-Agents' ParallelErrorStrategy, ...
+        if renamed is not None:
+            return renamed
         raise AttributeError(f"module 'rh_parallel' has no attribute {name!r}")
     import importlib
 

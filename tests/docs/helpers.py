@@ -19,7 +19,10 @@ from markdown_it import MarkdownIt
 from pytest_examples import CodeExample, find_examples
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
+# the package docstring's quick start is the first example many readers see
+PAGES = sorted(
+    [ROOT / "README.md", ROOT / "src/rh_parallel/__init__.py", *(ROOT / "docs").rglob("*.md")]
+)
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console"}
 
 
