@@ -8,7 +8,7 @@ as the provider's ``Retry-After`` asks, and the research group finds the provide
 by itself with an ``AdaptiveLimit``.
 
 The provider here is ``rh_parallel.provider_double``: a local OpenAI-compatible server that
-takes 4 requests at once and 20 a second, answering 429 with ``Retry-After`` above that. The
+takes 4 requests at once and 40 a second, answering 429 with ``Retry-After`` above that. The
 example starts it itself; its answers are canned, the calls and the 429s are real HTTP through
 the ``openai`` SDK.
 

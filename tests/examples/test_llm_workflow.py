@@ -1,32 +1,21 @@
-"""examples/llm_workflow.py runs as a user would run it: a subprocess, its own server."""
+"""examples/llm_workflow.py runs as a user would run it: a subprocess, its own server, the
+openai SDK calling it over real HTTP."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.examples.helpers import run_example
+
 pytest.importorskip("openai")
 pytest.importorskip("uvicorn")
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "llm_workflow.py"
 
-
-def test_the_llm_workflow_example_runs_against_its_own_provider() -> None:
-    env = {**os.environ, "NO_COLOR": "1", "PYTHONIOENCODING": "utf-8"}
-    done = subprocess.run(
-        [sys.executable, "-W", "error", str(EXAMPLE)],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=50,
-        env=env,
-        check=False,
-    )
+def test_the_llm_workflow_example_runs_against_its_own_provider(tmp_path: Path) -> None:
+    done = run_example("llm_workflow.py", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""  # no warning, no log line
     out = done.stdout
