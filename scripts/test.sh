@@ -22,8 +22,8 @@ if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/nu
 "$PYTHON" -m pip install -q --disable-pip-version-check -e '.[test,integration,ray]'
 
 echo "== ruff"
-"$PYTHON" -m ruff check src tests benchmarks examples grafana
-"$PYTHON" -m ruff format --check src tests benchmarks examples grafana
+"$PYTHON" -m ruff check src tests benchmarks examples grafana docs/plugins
+"$PYTHON" -m ruff format --check src tests benchmarks examples grafana docs/plugins
 echo "== mypy --strict"
 "$PYTHON" -m mypy
 echo "== pytest"

@@ -72,6 +72,7 @@ class RecordCapture:
         ]
 
     def close(self) -> None:
+        """Stop capturing: unsubscribe from the bus (the records kept so far stay)."""
         self.subscription.unsubscribe()
 
 
@@ -99,6 +100,7 @@ class ConcurrencyProbe:
         self.exited += 1
 
     async def run(self, awaitable: Awaitable[T]) -> T:
+        """Await ``awaitable`` counted by this probe; its result."""
         async with self:
             return await awaitable
 
