@@ -6,6 +6,9 @@ them one after another, and, for Ray, the overhead per item beyond the work itse
 with zero-work items). Needs the ``ray`` extra for the Ray rows.
 
 python benchmarks/executors.py --items 40 --work 0.05
+
+With ``--json``, one JSON object on standard output instead of the table (for
+benchmarks/report.py).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import json
 import os
 import statistics
 import time
@@ -66,6 +70,7 @@ def main() -> None:
     parser.add_argument("--work", type=float, default=0.05, help="seconds of CPU per item")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-ray", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     cpus = os.cpu_count() or 1
     iterations = calibrate(args.work)
@@ -97,6 +102,10 @@ def main() -> None:
         empty = timed(lambda: asyncio.run(group(executor, 200, 0, cpus)), args.rounds)
         overhead = empty / 200 * cpus  # per item, as each of the cpus lanes sees it
         ray.shutdown()
+    if args.json:
+        data = {"items": args.items, "work": args.work, "rounds": args.rounds, "cpus": cpus}
+        print(json.dumps(data | {"seconds": rows, "ray_overhead": overhead}))
+        return
     base = rows["sequential (one after another)"]
     print(
         f"{args.items} items of ~{args.work * 1000:.0f} ms CPU each, {cpus} cores, median of "

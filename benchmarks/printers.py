@@ -1,6 +1,6 @@
 """Printer cost: time per record in the subscriber, and CPU share at 10,000 records a second.
 
-    python benchmarks/printers.py [--seconds 3]
+    python benchmarks/printers.py [--seconds 3] [--replays 5] [--groups 50] [--json]
 
 Records are real ones: a top-level agent running 50 groups of 99 items one after another
 (started + completed per item, plus the groups' and the agent's start and end records: 10,002
@@ -15,6 +15,9 @@ records) is captured once, then replayed.
    the process CPU time of that run, less the CPU time of the same run with a subscriber
    that does nothing, over the wall time: the share of one core the printer costs. Dropped
    records (a subscriber that cannot keep up loses the oldest) are reported too.
+
+``--replays`` and ``--groups`` shrink the run for a quick check. With ``--json``, one JSON
+object on standard output instead of the tables (for benchmarks/report.py).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -144,29 +148,60 @@ def cpu_share(mode: str | None, records: list[Any], seconds: float) -> tuple[flo
     return cpu / wall, dropped, int(getattr(printer.renderer, "frames", 0))
 
 
+def measure(seconds: float, replays: int, groups: int) -> dict[str, Any]:
+    """Everything the tables show, as data (times in seconds, shares of one core)."""
+    records = asyncio.run(capture_records(groups=groups))
+    modes = [mode for mode in MODES if mode != "auto"]
+    per_record = {mode: time_per_record(mode, records, replays)[0] for mode in modes}
+    frame = time_per_frame(records)
+    baseline, _, _ = cpu_share(None, records, seconds)
+    shares = {}
+    for mode in modes:
+        share, dropped, frames = cpu_share(mode, records, seconds)
+        shares[mode] = {"share": max(share - baseline, 0.0), "dropped": dropped, "frames": frames}
+    return {
+        "records": len(records),
+        "replays": replays,
+        "seconds": seconds,
+        "rate": RATE,
+        "per_record": per_record,
+        "frame": frame,
+        "baseline_share": baseline,
+        "cpu_share": shares,
+    }
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each 10k/s run")
+    parser.add_argument("--replays", type=int, default=5, help="replays per mode (tight loop)")
+    parser.add_argument("--groups", type=int, default=50, help="groups of 99 items captured")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    records = asyncio.run(capture_records())
-    modes = [mode for mode in MODES if mode != "auto"]
-    print(f"{len(records)} records replayed 5 times per mode (tight loop, rendered to memory)")
+    if not args.seconds > 0 or args.replays < 1 or args.groups < 1:
+        parser.error("--seconds must be > 0, --replays and --groups >= 1")
+    data = measure(args.seconds, args.replays, args.groups)
+    if args.json:
+        print(json.dumps(data))
+        return 0
+    print(
+        f"{data['records']} records replayed {args.replays} times per mode "
+        "(tight loop, rendered to memory)"
+    )
     print(f"{'mode':<10} {'us/record':>10} {'records/s':>12}")
-    for mode in modes:
-        seconds, _ = time_per_record(mode, records)
+    for mode, seconds in data["per_record"].items():
         print(f"{mode:<10} {seconds * 1e6:>10.1f} {1 / seconds:>12,.0f}")
-    frame = time_per_frame(records)
+    frame = data["frame"]
     share = frame * 10  # at most 10 frames a second
     print(f"live: {frame * 1e3:.2f} ms to draw a frame (at most 10 a second: <= {share:.1%})")
     print()
     print(f"published on a bus at {RATE:,} records/s for {args.seconds:g}s")
-    baseline, _, _ = cpu_share(None, records, args.seconds)
+    baseline = data["baseline_share"]
     print(f"{'mode':<10} {'CPU share':>10} {'dropped':>8} {'frames':>7}  (of one core, less")
     print(f"{'':<10} {'':>10} {'':>8} {'':>7}   {baseline:.1%} with a no-op subscriber)")
-    for mode in modes:
-        share, dropped, frames = cpu_share(mode, records, args.seconds)
-        shown = str(frames) if mode == "live" else "-"
-        print(f"{mode:<10} {max(share - baseline, 0.0):>10.1%} {dropped:>8} {shown:>7}")
+    for mode, row in data["cpu_share"].items():
+        shown = str(row["frames"]) if mode == "live" else "-"
+        print(f"{mode:<10} {row['share']:>10.1%} {row['dropped']:>8} {shown:>7}")
     return 0
 
 

@@ -6,6 +6,9 @@ gives the median per-item time and its ratio to the engine without a store. The 
 recovered item costs no more than a completed one.
 
 python benchmarks/recovery.py --items 20000 --rounds 7
+
+With ``--json``, one JSON object on standard output instead of the table (for
+benchmarks/report.py): the median seconds per item of each contender.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import statistics
 import tempfile
 import time
@@ -42,12 +46,8 @@ def run_seconds(make_state: Callable[[], ExecutionState], n: int) -> float:
     return time.perf_counter() - began
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--items", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=7)
-    args = parser.parse_args()
-    n = args.items
+def measure(n: int, rounds: int) -> dict[str, float]:
+    """Median seconds per item of each contender, interleaved round by round."""
     with tempfile.TemporaryDirectory() as tmp:
         memory = MemoryStore()
         sqlite = SQLiteStore(Path(tmp) / "bench.db")
@@ -66,11 +66,26 @@ def main() -> None:
             ),
         }
         samples: dict[str, list[float]] = {name: [] for name in contenders}
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             for name, make_state in contenders.items():
                 samples[name].append(run_seconds(make_state, n) / n)
         sqlite.close()
-    per_item = {name: statistics.median(values) for name, values in samples.items()}
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--items", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    if args.items < 1 or args.rounds < 1:
+        parser.error("--items and --rounds must be >= 1")
+    n = args.items
+    per_item = measure(n, args.rounds)
+    if args.json:
+        print(json.dumps({"items": n, "rounds": args.rounds, "per_item": per_item}))
+        return
     base = per_item["completed, no store"]
     print(f"{n} items, one group, median of {args.rounds} rounds")
     print(f"{'contender':<36} {'us/item':>9} {'vs no store':>12}")

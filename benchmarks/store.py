@@ -7,11 +7,15 @@ item) then ``close()``; "persisted/s" is N over the time from the first save unt
 returned (everything committed), "save µs" the cost of one ``save`` on the caller's thread (the
 event loop in a run). For MemoryStore only the save cost is meaningful. The best of the rounds
 is shown. Target: SQLiteStore persists >= 20,000 items/s.
+
+With ``--json``, one JSON object on standard output instead of the table (for
+benchmarks/report.py), and exit status 0 whether the target is met or not.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -87,6 +91,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--items", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     rows: list[tuple[str, float, float, int]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,6 +99,15 @@ def main(argv: list[str]) -> int:
             runs = [bench_sqlite(args.items, Path(tmp), r, group) for r in range(args.rounds)]
             rows.append((label, *max(runs)))
     memory = min(bench_memory(args.items) for _ in range(args.rounds))
+    if args.json:
+        sqlite = [
+            {"label": label.strip(), "persisted_per_second": rate, "save_us": save_us,
+             "commits": commits}
+            for label, rate, save_us, commits in rows
+        ]  # fmt: skip
+        data = {"items": args.items, "rounds": args.rounds, "target": TARGET}
+        print(json.dumps(data | {"sqlite": sqlite, "memory_save_us": memory}))
+        return 0
     print(f"{args.items:,} items, best of {args.rounds} rounds")
     print(f"{'backend':<12} {'persisted/s':>12} {'save µs':>9} {'commits':>8}")
     for label, rate, save_us, commits in rows:
