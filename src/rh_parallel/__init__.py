@@ -81,15 +81,16 @@ def __dir__() -> list[str]:
 def __getattr__(name: str) -> object:
     """The printers load on first use: structlog (and rich, when installed) cost more to
     import than the whole engine, and many programs never print."""
+    import importlib
+
     module = _LAZY.get(name)
     if module is None:
-        from rh_parallel import _migration
-
-        renamed = _migration.package_name(name)  # RH-Agents' ParallelErrorStrategy, ...
-        if renamed is not None:
-            return renamed
+        if not name.startswith("_"):  # a submodule being imported is looked up here first
+            migration = importlib.import_module("rh_parallel._migration")
+            renamed = migration.package_name(name)  # RH-Agents' ParallelErrorStrategy, ...
+            if renamed is not None:
+                return renamed
         raise AttributeError(f"module 'rh_parallel' has no attribute {name!r}")
-    import importlib
 
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value

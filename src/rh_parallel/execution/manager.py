@@ -307,6 +307,13 @@ class ParallelExecutionManager:
 
     as_completed = stream
 
+    def gather_stream(self) -> AsyncIterator[ExecutionResult]:
+        """Deprecated: the specification's name of :meth:`stream` (warns, then streams)."""
+        from rh_parallel import _migration
+
+        _migration.warn("ParallelExecutionManager.gather_stream")
+        return self.stream()
+
     def result_of(self, ref: str | int) -> ExecutionResult:
         """The result of a finished item, by name or index (a dependent reads its inputs so)."""
         items = self._run.items

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, Unpack, overload
 
 from rh_parallel.execution.breaker import CircuitBreaker
 from rh_parallel.execution.event_recall import run_recalled
@@ -26,6 +26,9 @@ from rh_parallel.runtime.observer import ExecutionObserver, ItemInfo, ObserverSe
 from rh_parallel.runtime.runs import check_run_id, new_run_id
 from rh_parallel.runtime.scope import Scope, current_scope
 from rh_parallel.store.protocols import ResultCache, RunStore
+
+if TYPE_CHECKING:
+    from rh_parallel import _migration as legacy
 
 __all__ = ["ExecutionState", "set_default_observers"]
 
@@ -48,7 +51,9 @@ class ExecutionState:
     ``event_bus`` receives the lifecycle records (a new bus when omitted);
     ``global_max_workers`` bounds the items running at once across every group of this state;
     ``observers`` replaces the default observers (tracing and Prometheus metrics), ``[]`` runs
-    with none; ``capture_io`` puts truncated results into records (off: results may be private).
+    with none; ``capture_io`` puts results, truncated to ``max_io_chars`` characters, into
+    records (off: results may be private); ``rate_limit`` (a ``RateLimit``) paces the items
+    of every group of this state, on top of a group's own ``rate_limit``.
 
     ``run_id`` names the run (a fresh, time-sortable id when omitted): it is on every record
     and span, and group ids derive from it. With a ``store`` (``rh_parallel.store``), completed
@@ -161,6 +166,7 @@ class ExecutionState:
         circuit_breaker: CircuitBreaker | None = None,
         executor: Any = None,
         rate_limit: RateLimit | None = None,
+        **legacy_options: Unpack[legacy.LegacyGroupOptions],
     ) -> ParallelExecutionManager:
         """A new parallel group, used as ``async with state.parallel(...) as p:``.
 
@@ -172,6 +178,8 @@ class ExecutionState:
         there instead of on the loop; event invocations and coroutines stay on the loop.
         ``rate_limit`` (a ``RateLimit``, shareable across groups) spaces the items' starts;
         ``max_workers`` may be an ``AdaptiveLimit`` that follows the provider's capacity.
+        ``legacy_options``: RH-Agents' ``max_retries=`` / ``retry_delay=``, still accepted
+        with a DeprecationWarning that spells the ``retry=`` to pass (docs/migration.md).
         Examples::
 
             # stop at the first failure and re-raise it
@@ -186,6 +194,10 @@ class ExecutionState:
             # an item that waits for others and reads their results
             p.add("report", report, p, depends_on=["a", "b"])   # report reads p.result_of()
         """
+        if legacy_options:  # RH-Agents' max_retries= / retry_delay=, with a warning
+            from rh_parallel import _migration
+
+            retry = _migration.group_retry(legacy_options, retry)
         options = GroupOptions(
             max_workers=max_workers,
             error_strategy=error_strategy,
@@ -319,6 +331,15 @@ class ExecutionState:
 
     async def __aenter__(self) -> ExecutionState:
         return self
+
+    if not TYPE_CHECKING:  # type checkers keep refusing unknown attributes
+
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("_"):  # never an old name: Python's own AttributeError
+                return object.__getattribute__(self, name)
+            from rh_parallel import _migration
+
+            return _migration.attribute(self, "ExecutionState", name)  # history, log, ...
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()

@@ -26,7 +26,7 @@ class BaseActor(BaseModel):
     ``cache_ttl`` seconds, or the cache's default): use it for pure calls only.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True, extra="forbid")
 
     name: str = Field(min_length=1)
     description: str = ""
@@ -36,6 +36,18 @@ class BaseActor(BaseModel):
     event_type: EventType = EventType.TASK
     cacheable: bool = False
     cache_ttl: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        """An unknown field is an error, never silently dropped: RH-Agents' fields
+        (``preconditions``, ``version``, ...) name what to use instead, others list the
+        fields."""
+        if isinstance(data, dict) and not data.keys() <= cls.model_fields.keys():
+            from rh_parallel import _migration
+
+            return _migration.check_fields(cls, data, cls.model_fields)
+        return data
 
     @field_validator("cache_ttl")
     @classmethod

@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import EnumType, StrEnum
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["ErrorStrategy", "EventType", "ExecutionStatus", "GroupStatus", "ResultStatus"]
+
+
+class _Renamed(EnumType):
+    """Finds members by the names RH-Agents and the specification gave them: a renamed one
+    with a DeprecationWarning, a removed one with an AttributeError naming its replacement
+    (the table is ``rh_parallel._migration``). Called only when a name is not a member."""
+
+    if not TYPE_CHECKING:  # type checkers keep refusing unknown members
+
+        def __getattr__(cls, name: str) -> Any:
+            member = cls.__dict__.get("_member_map_", {}).get(name)
+            if member is not None:  # a member Python 3.11 keeps out of the class dict
+                return member
+            if name.startswith("_"):  # never an old name: Python's own AttributeError
+                return type.__getattribute__(cls, name)
+            from rh_parallel import _migration
+
+            return _migration.member(cls, name)
 
 
 class EventType(StrEnum):
@@ -29,7 +48,7 @@ _KINDS = {
 }
 
 
-class ExecutionStatus(StrEnum):
+class ExecutionStatus(StrEnum, metaclass=_Renamed):
     """The status an event record carries at one point of its lifecycle."""
 
     STARTED = "started"
@@ -71,7 +90,7 @@ class GroupStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-class ErrorStrategy(StrEnum):
+class ErrorStrategy(StrEnum, metaclass=_Renamed):
     """What a group does when an item fails.
 
     ``FAIL_SLOW`` runs everything and reports failures as results; ``FAIL_FAST`` cancels the
@@ -88,3 +107,9 @@ class ErrorStrategy(StrEnum):
     FAIL_SLOW = "fail_slow"
     FAIL_FAST = "fail_fast"
     FAIL_THRESHOLD = "fail_threshold"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Any:
+        from rh_parallel import _migration
+
+        return _migration.missing_value(cls, value)  # "collect_all", with a warning

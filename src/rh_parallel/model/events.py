@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from rh_parallel.model.actors import BaseActor
 from rh_parallel.model.enums import ExecutionStatus
@@ -31,7 +31,7 @@ class ExecutionEvent(BaseModel):
     the run's id on every record; ``cached`` marks a record of a value served by the cache.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     actor: BaseActor
     tag: str = ""
@@ -52,6 +52,34 @@ class ExecutionEvent(BaseModel):
     cached: bool = False
     trace_id: str | None = None
     span_id: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        """RH-Agents' ``from_cache=`` is renamed with a warning; an unknown field is an error
+        naming what to use (or listing the fields), never silently dropped."""
+        if isinstance(data, dict) and not data.keys() <= cls.model_fields.keys():
+            from rh_parallel import _migration
+
+            return _migration.check_fields(cls, data, cls.model_fields)
+        return data
+
+    if not TYPE_CHECKING:  # type checkers keep refusing unknown attributes
+
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("_"):  # pydantic's own (private attributes), never an old name
+                return super().__getattr__(name)
+            from rh_parallel import _migration
+
+            if _migration.lookup("ExecutionEvent", name) is None:
+                return super().__getattr__(name)
+            return _migration.attribute(self, "ExecutionEvent", name)  # from_cache, ...
+
+        def __class_getitem__(cls, params: Any) -> Any:
+            from rh_parallel import _migration
+
+            _migration.warn("ExecutionEvent[T]")  # RH-Agents' ExecutionEvent was generic
+            return cls
 
     def __call__(
         self, input_data: Any, extra_context: Any = None, state: EventRunner | None = None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rh_parallel.model.enums import GroupStatus
 
@@ -13,6 +13,8 @@ __all__ = ["GroupError", "ParallelEventGroup"]
 
 class GroupError(BaseModel):
     """One failed item of a group, as printers list it."""
+
+    model_config = ConfigDict(extra="forbid")
 
     index: int
     name: str
@@ -31,6 +33,8 @@ class ParallelEventGroup(BaseModel):
     group's address (its parent, name and ordinal there), so a resumed run gets the same ids and
     another run different ones.
     """
+
+    model_config = ConfigDict(extra="forbid")
 
     group_id: str
     run_id: str | None = None
@@ -54,6 +58,27 @@ class ParallelEventGroup(BaseModel):
     error_strategy: str = "fail_slow"
     trace_id: str | None = None
     span_id: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        """An unknown field is an error listing the fields, never silently dropped."""
+        if isinstance(data, dict) and not data.keys() <= cls.model_fields.keys():
+            from rh_parallel import _migration
+
+            return _migration.check_fields(cls, data, cls.model_fields)
+        return data
+
+    if not TYPE_CHECKING:  # type checkers keep refusing unknown attributes
+
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("_"):  # pydantic's own (private attributes), never an old name
+                return super().__getattr__(name)
+            from rh_parallel import _migration
+
+            if _migration.lookup("ParallelEventGroup", name) is None:
+                return super().__getattr__(name)
+            return _migration.attribute(self, "ParallelEventGroup", name)  # execution_time
 
     @classmethod
     def trusted(cls, **fields: Any) -> ParallelEventGroup:

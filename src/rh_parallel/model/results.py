@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rh_parallel.model.enums import ResultStatus
 
@@ -22,7 +22,7 @@ class ExecutionResult(BaseModel):
     ``attempts`` and ``execution_time`` are those of the run that computed it).
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     ok: bool
     result: Any = None
@@ -37,6 +37,36 @@ class ExecutionResult(BaseModel):
     execution_time: float = 0.0
     queue_time: float = 0.0
     cached: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        """RH-Agents' ``erro_message=`` is renamed with a warning; an unknown field is an
+        error naming what to use (or listing the fields), never silently dropped."""
+        if isinstance(data, dict) and ("ok" not in data or data.keys() - cls.model_fields):
+            from rh_parallel import _migration
+
+            if "ok" not in data:
+                raise ValueError(_migration.message("ExecutionResult.ok"))
+            return _migration.check_fields(cls, data, cls.model_fields)
+        return data
+
+    if not TYPE_CHECKING:  # type checkers keep refusing unknown attributes
+
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("_"):  # pydantic's own (private attributes), never an old name
+                return super().__getattr__(name)
+            from rh_parallel import _migration
+
+            if _migration.lookup("ExecutionResult", name) is None:
+                return super().__getattr__(name)
+            return _migration.attribute(self, "ExecutionResult", name)  # erro_message, ...
+
+        def __class_getitem__(cls, params: Any) -> Any:
+            from rh_parallel import _migration
+
+            _migration.warn("ExecutionResult[T]")  # RH-Agents' ExecutionResult was generic
+            return cls
 
     @classmethod
     def build(cls, fields: dict[str, Any]) -> ExecutionResult:

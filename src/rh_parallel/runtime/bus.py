@@ -29,9 +29,9 @@ import time
 import weakref
 from asyncio.events import _get_running_loop
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from threading import get_ident
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
@@ -121,7 +121,12 @@ class Subscription:
                 record = queue.popleft()
                 try:
                     outcome = handler(record)
-                    if inspect.isawaitable(outcome):
+                    # a handler may be another bus's publish(), whose token is not awaited
+                    if (
+                        outcome is not None
+                        and outcome is not _PUBLISHED
+                        and inspect.isawaitable(outcome)
+                    ):
                         await outcome
                 except (KeyboardInterrupt, SystemExit):
                     raise
@@ -283,11 +288,13 @@ class EventBus:
         """Queue ``record`` for every subscriber and return at once; safe from any thread.
 
         Records carrying ``trace_id`` / ``span_id`` fields that are still unset get the ids of
-        the span current now, since subscribers run later in their own tasks.
+        the span current now, since subscribers run later in their own tasks. There is nothing
+        to wait for (RH-Agents' ``await bus.publish(record)`` still works, with a
+        DeprecationWarning); ``await bus.flush()`` waits until the records are delivered.
         """
         subscriptions = self._subscriptions
         if not subscriptions:
-            return
+            return _PUBLISHED  # type: ignore[return-value]  # None to type checkers: no await
         if getattr(record, "span_id", "") is None:
             context = trace.get_current_span().get_span_context()
             if context.is_valid:
@@ -300,11 +307,12 @@ class EventBus:
             running = _get_running_loop()
             if running is None or (running is not owner and not self._claim(running)):
                 self._post(record)
-                return
+                return _PUBLISHED  # type: ignore[return-value]
         if self._inbox:  # earlier records from other threads, or from before a loop, go first
             self._drain()
         for subscription in subscriptions:
             subscription._push(record)
+        return _PUBLISHED  # type: ignore[return-value]
 
     def _claim(self, running: asyncio.AbstractEventLoop) -> bool:
         """Make ``running`` the owner unless another live loop owns the bus."""
@@ -413,8 +421,33 @@ class EventBus:
     async def __aenter__(self) -> EventBus:
         return self
 
+    if not TYPE_CHECKING:  # type checkers keep refusing unknown attributes
+
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("_"):  # never an old name: Python's own AttributeError
+                return object.__getattribute__(self, name)
+            from rh_parallel import _migration
+
+            return _migration.attribute(self, "EventBus", name)  # RH-Agents' bus.events
+
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+class _Published:
+    """What ``publish()`` returns: nothing to wait for. Awaiting it, as RH-Agents programs
+    did (``await bus.publish(record)``), completes at once with a DeprecationWarning."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        from rh_parallel import _migration
+
+        _migration.warn("EventBus.publish")
+        yield from ()
+
+
+_PUBLISHED = _Published()
 
 
 def _check(where: str, name: object, max_queue: object) -> None:
