@@ -142,6 +142,57 @@ def test_print_summary_totals_per_group() -> None:
     assert "slowest:" in summary
 
 
+def test_summary_after_a_resume_counts_recovered_items_and_only_times_what_ran() -> None:
+    """A resumed run's summary says how many items were recovered, and its slowest list holds
+    only items that ran in this run, named by address when their group is nested."""
+    from rh_parallel.store import MemoryStore
+
+    store = MemoryStore()
+    down = {"doc-1"}
+
+    async def page(doc: str, n: int) -> str:
+        await asyncio.sleep(0.001)
+        if doc in down and n == 1:
+            raise ConnectionError("503")
+        return f"{doc}/{n}"
+
+    async def document(doc: str, state: ExecutionState) -> int:
+        async with state.parallel(2, name="pages") as q:
+            for n in range(2):
+                q.add(f"page-{n}", page, doc, n)
+        if not all(r.ok for r in await q.gather()):
+            raise RuntimeError(f"{doc} incomplete")
+        return 2
+
+    async def run() -> str:
+        out = io.StringIO()
+        printer = ParallelEventPrinter("collapsed", file=out, colour=False, unicode=True)
+        bus = EventBus()
+        bus.subscribe(printer, name="printer")
+        state = ExecutionState(event_bus=bus, observers=[], store=store, run_id="resume")
+        async with state.parallel(3, name="docs") as p:
+            for doc in ("doc-0", "doc-1", "doc-2"):
+                p.add(doc, document, doc, state)
+        await state.aclose()
+        await bus.aclose()
+        out.truncate(0)
+        out.seek(0)
+        printer.print_summary()
+        return out.getvalue()
+
+    first = asyncio.run(run())
+    assert "📦 docs: 3 items, 2 completed, 1 failed" in first
+    down.clear()
+    second = asyncio.run(run())
+    assert "📦 docs: 3 items, 3 completed (2 recovered), 0 failed" in second
+    # only doc-1 is entered again, and in it only its failed page runs
+    assert "📦 pages: 2 items, 2 completed (1 recovered), 0 failed" in second
+    assert "total: 5 items, 5 completed (3 recovered), 0 failed" in second
+    slowest = [line.split(": ", 1)[1] for line in second.splitlines() if "slowest:" in line]
+    assert [entry.split(" ")[0] for entry in slowest] == ["doc-1", "docs/doc-1/pages/page-1"]
+    assert all("," not in entry for entry in slowest)  # nothing recovered is listed
+
+
 def test_bad_mode_names_the_choices() -> None:
     with pytest.raises(
         ValueError, match="use one of auto, live, realtime, progress, collapsed, smart, json"
@@ -299,6 +350,7 @@ def test_json_summary_is_one_json_object() -> None:
     assert summary["total"] == {
         "items": 7,
         "completed": 6,
+        "recovered": 0,
         "failed": 1,
         "cancelled": 0,
         "retries": 2,

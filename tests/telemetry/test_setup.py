@@ -9,6 +9,7 @@ protocol the environment selects, the resource, the batch sizing and the span-dr
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import re
 import urllib.request
@@ -526,3 +527,15 @@ def _get(url: str, accept: str) -> str:
 def test_metrics_server_checks_its_port() -> None:
     with pytest.raises(ValueError, match="port=70000"):
         start_metrics_server(port=70000)
+
+
+def test_a_metrics_port_in_use_names_the_port_and_the_fix() -> None:
+    first = start_metrics_server(port=0)
+    try:
+        with pytest.raises(
+            OSError, match=rf"port {first.port} on 127.0.0.1 is in use.*port 0"
+        ) as raised:
+            start_metrics_server(port=first.port)  # configure(metrics_port=...) calls it too
+        assert raised.value.errno == errno.EADDRINUSE  # still the OSError programs test for
+    finally:
+        first.close()

@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, Unpack
 
 import structlog
 
@@ -26,6 +26,8 @@ from rh_parallel.model.groups import ParallelEventGroup
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from rh_parallel import _migration as legacy
 
 __all__ = ["MODES", "OTHER_GROUPS", "EventPrinter", "ParallelEventPrinter", "resolve_mode"]
 
@@ -99,7 +101,14 @@ class ParallelEventPrinter:
         clock: Callable[[], float] | None = None,
         max_live_groups: int = 12,
         refresh_per_second: float = 10.0,
+        **legacy_options: Unpack[legacy.NoLegacyOptions],
     ) -> None:
+        if legacy_options:  # RH-Agents' show_timestamp=, the spec's show_parallel_details=
+            from rh_parallel import _migration
+
+            _migration.refuse_options(
+                "ParallelEventPrinter", f"{type(self).__name__}.__init__", legacy_options
+            )
         if parallel_mode not in MODES:
             raise ValueError(f"parallel_mode={parallel_mode!r}; use one of {', '.join(MODES)}")
         if smart_threshold < 1:
@@ -234,7 +243,12 @@ class ParallelEventPrinter:
         name = record.item_name or record.actor.name
         if status in _TERMINAL:
             group_name = (view.name if view is not None else "?") if record.is_parallel else None
-            self.summary.item_ended(group_name, name, status, record.execution_time or 0.0)
+            # in a nested group the item's name repeats (page-0 of every document): the
+            # slowest list names it by its address (docs/doc-1/pages/page-0)
+            label = record.address if record.address.count("/") > 1 else name
+            self.summary.item_ended(
+                group_name, label, status, record.execution_time or 0.0, not record.cached
+            )
             if view is not None:
                 view.done += 1
         return {
@@ -267,6 +281,15 @@ class ParallelEventPrinter:
 
     # -- the end --------------------------------------------------------------------------
 
+    @property
+    def print_event(self) -> ParallelEventPrinter:
+        """Deprecated: RH-Agents' ``bus.subscribe(printer.print_event)``; the printer itself
+        is the handler, ``bus.subscribe(printer)``."""
+        from rh_parallel import _migration
+
+        _migration.warn("ParallelEventPrinter.print_event")
+        return self
+
     def close(self) -> None:
         """Put the live view away (its last frame printed, the cursor shown again); a no-op
         in the other modes and when already closed. Records after it start a new view."""
@@ -297,5 +320,8 @@ class EventPrinter(ParallelEventPrinter):
         mode: str = "realtime",
         colour: bool | None = None,
         unicode: bool | None = None,
+        **legacy_options: Unpack[legacy.NoLegacyOptions],
     ) -> None:
-        super().__init__(parallel_mode=mode, file=file, colour=colour, unicode=unicode)
+        super().__init__(
+            parallel_mode=mode, file=file, colour=colour, unicode=unicode, **legacy_options
+        )

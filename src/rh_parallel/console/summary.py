@@ -26,6 +26,7 @@ class GroupTotals:
     runs: int = 0
     items: int = 0
     completed: int = 0
+    recovered: int = 0  # of completed: saved by an earlier run, not run in this one
     failed: int = 0
     cancelled: int = 0
     retries: int = 0
@@ -35,6 +36,7 @@ class GroupTotals:
     def add(self, other: GroupTotals) -> None:
         self.items += other.items
         self.completed += other.completed
+        self.recovered += other.recovered
         self.failed += other.failed
         self.cancelled += other.cancelled
         self.retries += other.retries
@@ -51,6 +53,7 @@ class GroupTotals:
             "runs": self.runs,
             "items": self.items,
             "completed": self.completed,
+            "recovered": self.recovered,
             "failed": self.failed,
             "cancelled": self.cancelled,
             "retries": self.retries,
@@ -81,22 +84,30 @@ class Summary:
         totals.runs += 1
         totals.items += group.total
         totals.completed += group.completed
+        totals.recovered += group.recovered
         totals.failed += group.failed
         totals.cancelled += group.cancelled
         totals.retries += group.retries
         totals.duration += group.duration or 0.0
 
-    def item_ended(self, group_name: str | None, name: str, status: str, seconds: float) -> None:
-        """Count an item's (``group_name`` set) or a sequential event's terminal record."""
+    def item_ended(
+        self, group_name: str | None, name: str, status: str, seconds: float, ran: bool = True
+    ) -> None:
+        """Count an item's (``group_name`` set) or a sequential event's terminal record.
+
+        Only what ran in this run (``ran``: not recovered, not served by the cache) can be
+        among the slowest: a recovered item's time is that of the run that computed it."""
         if group_name is not None:
             totals = self.of(group_name)
         else:
             totals = self.sequential
             totals.items += 1
             totals.completed += status in ("completed", "recovered")
+            totals.recovered += status == "recovered"
             totals.failed += status not in ("completed", "cancelled", "recovered")
             totals.cancelled += status == "cancelled"
-        totals.note_time(seconds, name)
+        if ran and status != "recovered":
+            totals.note_time(seconds, name)
 
     def rows(self) -> list[tuple[str, GroupTotals]]:
         rows = [*self.totals.items()]
@@ -113,7 +124,7 @@ class Summary:
             runs = f"{totals.runs} runs, " if totals.runs > 1 else ""
             lines.append(
                 f"  {style.icon('group')} {name}: {runs}{totals.items} items, "
-                f"{totals.completed} completed, {totals.failed} failed, "
+                f"{_completed(totals)}, {totals.failed} failed, "
                 f"{totals.retries} retried"
                 + (f", {totals.cancelled} cancelled" if totals.cancelled else "")
             )
@@ -121,7 +132,7 @@ class Summary:
                 slow = ", ".join(f"{n} {duration(s)}" for s, n in totals.slowest)
                 lines.append(f"      slowest: {slow}")
         lines.append(
-            f"  total: {overall.items} items, {overall.completed} completed, "
+            f"  total: {overall.items} items, {_completed(overall)}, "
             f"{overall.failed} failed, {overall.retries} retried"
             + (f", {overall.cancelled} cancelled" if overall.cancelled else "")
         )
@@ -137,3 +148,9 @@ class Summary:
         total = overall.as_dict()
         del total["runs"], total["slowest"]
         return json.dumps({"event": "summary", "groups": groups, "total": total}) + "\n"
+
+
+def _completed(totals: GroupTotals) -> str:
+    """``12 completed``, or ``12 completed (9 recovered)`` after a resume (as group ends say)."""
+    recovered = f" ({totals.recovered} recovered)" if totals.recovered else ""
+    return f"{totals.completed} completed{recovered}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from dataclasses import dataclass
@@ -42,10 +43,21 @@ def start_metrics_server(
     Binds to 127.0.0.1 unless told otherwise (pass ``addr="0.0.0.0"`` to let a Prometheus
     in a container scrape it). ``port=0`` picks a free port (read it from ``.port``). A
     scraper that asks for OpenMetrics (Prometheus does) gets exemplars with ``trace_id``.
+    A port in use raises ``OSError`` (``errno.EADDRINUSE``) naming the port and the fix.
     """
     if not 0 <= port <= 65535:
         raise ValueError(f"port={port} must be from 0 to 65535 (0 picks a free one)")
-    server, thread = start_http_server(port, addr=addr, registry=registry)
+    try:
+        server, thread = start_http_server(port, addr=addr, registry=registry)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise OSError(
+            exc.errno,
+            f"metrics port {port} on {addr} is in use (by another program serving metrics, "
+            "such as the compose stack's demo?); pass port 0 for a free one (read it from "
+            ".url) or another port",
+        ) from exc
     bound = server.server_address[1]
     logger.info("serving metrics on %s:%s/metrics", addr, bound)
     return MetricsServer(server, thread, addr, int(bound))
