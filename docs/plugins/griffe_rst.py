@@ -121,12 +121,31 @@ def _resolver(obj: griffe.Object) -> Resolver:
     return resolve
 
 
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _hide_private(obj: griffe.Object) -> None:
+    """Keep private names out of the reference: a parameter such as ``_clock=`` (a test hook,
+    with a default) leaves the signature, a validator such as ``_known_fields`` the model's
+    list of validators (griffe_pydantic lists every validator by label)."""
+    if isinstance(obj, griffe.Function):
+        if _private(obj.name):
+            obj.labels.discard("pydantic-validator")
+        for parameter in list(obj.parameters):
+            if _private(parameter.name) and parameter.default is not None:
+                del obj.parameters[parameter.name]
+
+
 class RstDocstrings(griffe.Extension):
-    """Convert the package's docstrings once it is loaded (every name can be resolved then)."""
+    """Convert the package's docstrings once it is loaded (every name can be resolved then),
+    and hide private parameters and validators. Listed after the ``dataclasses`` extension in
+    mkdocs.yml, so that a dataclass's generated ``__init__`` exists when this runs."""
 
     def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
         if pkg.name != PACKAGE:
             return
         for obj in _objects(pkg):
+            _hide_private(obj)
             if obj.docstring is not None:
                 obj.docstring.value = to_markdown(obj.docstring.value, _resolver(obj))
