@@ -1,7 +1,7 @@
 """The tracing observer: an OpenTelemetry span for every group and every item.
 
 Spans follow the OpenTelemetry GenAI semantic conventions v1.41.1 (``SEMCONV_VERSION``; see
-docs/observability.md for the table): ``invoke_workflow {group}`` (INTERNAL) for groups,
+docs/telemetry-reference.md for the table): ``invoke_workflow {group}`` (INTERNAL) for groups,
 ``chat {model}`` (CLIENT), ``invoke_agent {name}`` and ``execute_tool {name}`` (INTERNAL) for
 actor events, and ``execute_task {name}`` (INTERNAL, ours) for plain awaitables. The item's
 span is current while its code runs, so spans the user's own code opens (an HTTP client, an
