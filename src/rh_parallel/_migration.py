@@ -8,9 +8,10 @@ a spelling takes its message from this table, the table of docs/migration.md is
 :func:`markdown_table` (``python -m rh_parallel._migration`` prints it), and
 tests/test_migration.py exercises every row, so the three cannot drift apart.
 
-Nothing here runs on the executor's hot path: the helpers are called when a lookup has already
-failed (``__getattr__``), when a model is validated from user input, or when a deprecated
-keyword was given.
+Nothing here runs on the executor's hot path: the helpers are called when an old name is read
+(the descriptors of ``rh_parallel._old_names``, the models' ``__getattr__``, which pydantic
+has anyway), when a model is validated from user input, or when a deprecated keyword was
+given. This module is imported only then.
 """
 
 from __future__ import annotations
@@ -799,21 +800,39 @@ def message(key: str, detail: str = "") -> str:
     return f"{text} ({GUIDE})"
 
 
-_INTERNAL_PACKAGES = ("rh_parallel", "pydantic", "pydantic_core", "enum", "importlib")
+_INTERNAL_PACKAGES = (
+    "rh_parallel",
+    "pydantic",
+    "pydantic_core",
+    "enum",
+    "importlib",
+    "typing",
+    "typing_extensions",
+)
 
 
-def _internal(module: str) -> bool:
-    return module.partition(".")[0] in _INTERNAL_PACKAGES
+def _internal(frame: FrameType) -> bool:
+    if frame.f_globals.get("__name__", "").partition(".")[0] in _INTERNAL_PACKAGES:
+        return True
+    # an annotation (``r: ExecutionResult[str]`` under ``from __future__ import
+    # annotations``) that pydantic or typing evaluates: eval'd code in the user's globals
+    back = frame.f_back
+    return frame.f_code.co_filename == "<string>" and back is not None and _internal(back)
 
 
 def _user_level() -> int:
     """The ``stacklevel`` of the first frame outside rh-parallel and the libraries it runs
-    user calls through (pydantic validates, enum looks members up): the user's own line."""
+    user calls through (pydantic validates, enum looks members up, typing evaluates
+    annotations): the user's own line."""
     frame: FrameType | None = sys._getframe(1)  # the caller of warnings.warn: stacklevel 1
     level = 1
-    while frame is not None and _internal(frame.f_globals.get("__name__", "")):
+    while frame is not None and _internal(frame):
         frame = frame.f_back
-        level += 1
+        # warnings.warn skips the import system's frames without counting them (``from
+        # rh_parallel import ParallelErrorStrategy`` looks the name up from one of them)
+        code = frame.f_code.co_filename if frame is not None else ""
+        if not ("importlib" in code and "_bootstrap" in code):
+            level += 1
     return level
 
 
@@ -826,8 +845,9 @@ def warn(key: str, detail: str = "") -> None:
 
 
 def attribute(obj: object, owner: str, name: str) -> Any:
-    """``__getattr__`` for a missing attribute: a renamed one (with a warning), a refused one
-    (an AttributeError naming the new spelling), or Python's own AttributeError."""
+    """An old attribute or member read (a descriptor of ``rh_parallel._old_names``, or a
+    model's ``__getattr__``): a renamed one (with a warning), a refused one (an AttributeError
+    naming the new spelling), or Python's own AttributeError."""
     spelling = lookup(owner, name)
     if spelling is None or spelling.status not in (Status.WARNS, Status.REFUSED):
         where = (
@@ -842,28 +862,40 @@ def attribute(obj: object, owner: str, name: str) -> Any:
     return getattr(obj, spelling.target)
 
 
-def member(enum: Any, name: str) -> Any:
-    """An enum's member by an old name: renamed (a warning) or refused (an AttributeError)."""
-    return attribute(enum, enum.__name__, name)
+def member_item(enum: Any, name: object) -> Any:
+    """``enum[name]`` for a name that is not a member: renamed (a warning) or refused (a
+    KeyError naming the new spelling); any other name stays Python's own KeyError."""
+    spelling = lookup(enum.__name__, name) if isinstance(name, str) else None
+    if spelling is None or spelling.status not in (Status.WARNS, Status.REFUSED):
+        raise KeyError(name)
+    if spelling.status is Status.REFUSED or not spelling.target:
+        raise KeyError(message(spelling.key))
+    warn(spelling.key)
+    return enum[spelling.target]
 
 
 def missing_value(enum: Any, value: object) -> Any:
     """``_missing_`` for an enum: an old member's value (``"collect_all"``) gives its new
-    member with a warning; anything else stays an error."""
+    member with a warning; a removed one's (``"interrupted"``) is a ValueError naming the
+    new spelling; anything else stays Python's own error."""
     if isinstance(value, str):
         spelling = lookup(enum.__name__, value.upper())
         if spelling is not None and spelling.status is Status.WARNS and spelling.target:
             warn(spelling.key)
             return enum[spelling.target]
+        if spelling is not None and spelling.status is Status.REFUSED:
+            raise ValueError(f"{value!r} is not a valid {enum.__name__}: {message(spelling.key)}")
     return None
 
 
 def check_fields(model: type, data: Any, fields: Iterable[str]) -> Any:
     """A ``model_validator(mode="before")`` body: a renamed field is renamed (with a warning);
     a refused or unknown one raises a ValueError (pydantic's ValidationError) that names what
-    to use instead, or lists the valid fields."""
+    to use instead, or lists the valid fields. A subclass configured with another ``extra``
+    than ``"forbid"`` gets the renames only: pydantic keeps or drops its other fields."""
     if not isinstance(data, dict):
         return data
+    forbid = getattr(model, "model_config", {}).get("extra") == "forbid"
     valid = fields if isinstance(fields, Mapping) else set(fields)
     unknown = [name for name in data if name not in valid]
     if not unknown:
@@ -881,6 +913,8 @@ def check_fields(model: type, data: Any, fields: Iterable[str]) -> Any:
                 )
             warn(spelling.key)
             data[spelling.target] = data.pop(name)
+        elif not forbid:
+            continue
         elif spelling is not None and spelling.status is Status.REFUSED:
             raise ValueError(message(spelling.key))
         else:

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from rh_parallel import EventBus, EventPrinter, ExecutionState, ParallelEventPrinter
+from rh_parallel import (
+    EventBus,
+    EventPrinter,
+    ExecutionEvent,
+    ExecutionState,
+    ParallelEventPrinter,
+)
 from rh_parallel.console import EVENT_KEYS, style_for
 from tests.console.scenario import LOOKUP, fixed, render, scenario
 
@@ -240,6 +246,20 @@ def test_views_of_groups_whose_end_never_arrives_are_bounded() -> None:
         )
     assert len(printer._groups) == 50
     assert list(printer._groups) == [f"g{n}" for n in range(1_950, 2_000)]  # the newest kept
+
+
+@pytest.mark.parametrize("mode", ["progress", "smart"])
+def test_items_of_a_group_never_seen_starting_print_without_a_bar(mode: str) -> None:
+    """A group's start record dropped (a full queue, a view dropped, a printer subscribed
+    late) or never published (records built by hand, as RH-Agents programs did): its items
+    print as lines, without the group's bar, instead of the printer raising on each."""
+    out = io.StringIO()
+    printer = ParallelEventPrinter(mode, file=out, colour=False, unicode=False)
+    for status in ("started", "completed", "failed"):
+        fields = {"execution_status": status, "group_id": "unseen", "parallel_index": 0}
+        printer(ExecutionEvent(actor=LOOKUP.actor, is_parallel=True, **fields))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3 and "[COMPLETED]" in lines[1] and "[FAILED]" in lines[2]
 
 
 # -- parents first, tags, summaries, modes -------------------------------------------------

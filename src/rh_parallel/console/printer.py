@@ -85,7 +85,10 @@ class ParallelEventPrinter:
     """
 
     max_running_groups = 10_000
+    """How many running groups' views are kept at once; past that the oldest is dropped."""
     max_summary_groups = 100
+    """How many group names the summary keeps totals for; the rest add up under "(other
+    groups)". Read when the printer is made: a subclass may change it."""
 
     def __init__(
         self,
@@ -109,6 +112,17 @@ class ParallelEventPrinter:
             _migration.refuse_options(
                 "ParallelEventPrinter", f"{type(self).__name__}.__init__", legacy_options
             )
+        if isinstance(parallel_mode, bool) or isinstance(file, bool):  # RH-Agents' positions
+            from rh_parallel import _migration
+
+            flag = parallel_mode if isinstance(parallel_mode, bool) else file
+            raise TypeError(
+                _migration.message(
+                    "ParallelEventPrinter.show_timestamp",
+                    f"{type(self).__name__}({flag}, ...) passes RH-Agents' show_timestamp by "
+                    "position; pass parallel_mode= (or mode=) and file= by keyword",
+                )
+            )
         if parallel_mode not in MODES:
             raise ValueError(f"parallel_mode={parallel_mode!r}; use one of {', '.join(MODES)}")
         if smart_threshold < 1:
@@ -119,7 +133,9 @@ class ParallelEventPrinter:
             raise ValueError(f"refresh_per_second={refresh_per_second} must be > 0")
         self.file = file if file is not None else sys.stdout
         mode = resolve_mode(parallel_mode, self.file)
-        self.mode = "collapsed" if collapse_parallel and mode == "progress" else mode
+        self.mode: str = "collapsed" if collapse_parallel and mode == "progress" else mode
+        """The mode in use: ``parallel_mode`` with ``auto`` resolved (and ``progress`` made
+        ``collapsed`` by ``collapse_parallel=True``)."""
         self.style: Style = style_for(self.file, colour, unicode)
         if self.mode == "live":
             from rh_parallel.console.live import LiveRenderer

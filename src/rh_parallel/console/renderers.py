@@ -198,6 +198,8 @@ class ProgressRenderer(_Base):
         line = self.item_line(event, tag)
         if kind != "item" or event["status"] not in _TERMINAL or not self.show_progress:
             return line
+        if event.get("group_total") is None:  # its group's start record was not seen
+            return line
         progress = self.progress_line(
             event,
             int(event["group_done"]),

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Unpack, overload
 
+from rh_parallel._old_names import install, public_dir
 from rh_parallel.execution.breaker import CircuitBreaker
 from rh_parallel.execution.event_recall import run_recalled
 from rh_parallel.execution.items import close_work
@@ -111,10 +112,16 @@ class ExecutionState:
             raise TypeError(
                 f"rate_limit takes a RateLimit(rate, per=1.0, name=...), got {rate_limit!r}"
             )
-        self.rate_limit = rate_limit  # every group of this state waits for it too
-        self.run_id = new_run_id() if run_id is None else check_run_id(run_id)
-        self.store = store
-        self.cache = cache
+        self.rate_limit: RateLimit | None = rate_limit  # every group of this state waits for it too
+        """The state-wide ``RateLimit`` every group also waits for, or ``None``."""
+        self.run_id: str = new_run_id() if run_id is None else check_run_id(run_id)
+        """This run's id: the ``run_id`` given, or a fresh time-sortable one. It is on every
+        record and span; pass it again, with the same store, to resume the run."""
+        self.store: RunStore | None = store
+        """The run store completed items are saved to (``None``: nothing is saved)."""
+        self.cache: ResultCache | None = cache
+        """The result cache that serves cacheable actors and ``cache_key=`` items, or
+        ``None``."""
         self.recall = (
             Recall(self.run_id, store, cache, fresh=run_id is None)
             if store is not None or cache is not None
@@ -124,8 +131,12 @@ class ExecutionState:
             raise TypeError(
                 f"observers takes a list of ExecutionObserver, got {observers!r}; [] runs with none"
             )
-        self.event_bus = event_bus if event_bus is not None else EventBus()
-        self.global_max_workers = global_max_workers
+        self.event_bus: EventBus = event_bus if event_bus is not None else EventBus()
+        """The bus records are published on: the one given, or a new one. Subscribe printers
+        and handlers to it."""
+        self.global_max_workers: int | None = global_max_workers
+        """The cap on items running at once across all of this state's groups (``None``: no
+        cap)."""
         # not an asyncio.Semaphore: that binds to the first loop, and a state serves
         # successive asyncio.run() calls
         self.global_limiter = (
@@ -144,6 +155,7 @@ class ExecutionState:
 
     @property
     def observers(self) -> tuple[ExecutionObserver, ...]:
+        """The observers this state runs (the default ones unless ``observers=`` was given)."""
         return self.observer_set.observers
 
     def current_item_info(self) -> ItemInfo | None:
@@ -179,7 +191,8 @@ class ExecutionState:
         ``rate_limit`` (a ``RateLimit``, shareable across groups) spaces the items' starts;
         ``max_workers`` may be an ``AdaptiveLimit`` that follows the provider's capacity.
         ``legacy_options``: RH-Agents' ``max_retries=`` / ``retry_delay=``, still accepted
-        with a DeprecationWarning that spells the ``retry=`` to pass (docs/migration.md).
+        with a DeprecationWarning that spells the ``retry=`` to pass (see the
+        [migration guide](../migration.md)).
         Examples::
 
             # stop at the first failure and re-raise it
@@ -332,14 +345,11 @@ class ExecutionState:
     async def __aenter__(self) -> ExecutionState:
         return self
 
-    if not TYPE_CHECKING:  # type checkers keep refusing unknown attributes
-
-        def __getattr__(self, name: str) -> Any:
-            if name.startswith("_"):  # never an old name: Python's own AttributeError
-                return object.__getattribute__(self, name)
-            from rh_parallel import _migration
-
-            return _migration.attribute(self, "ExecutionState", name)  # history, log, ...
+    def __dir__(self) -> list[str]:
+        return public_dir(self)  # without RH-Agents' names, which only raise
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+install(ExecutionState)  # RH-Agents' state.history, ...: an AttributeError naming the fix

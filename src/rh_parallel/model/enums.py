@@ -5,25 +5,35 @@ from __future__ import annotations
 from enum import EnumType, StrEnum
 from typing import TYPE_CHECKING, Any
 
+from rh_parallel._old_names import install
+
 __all__ = ["ErrorStrategy", "EventType", "ExecutionStatus", "GroupStatus", "ResultStatus"]
 
 
 class _Renamed(EnumType):
-    """Finds members by the names RH-Agents and the specification gave them: a renamed one
-    with a DeprecationWarning, a removed one with an AttributeError naming its replacement
-    (the table is ``rh_parallel._migration``). Called only when a name is not a member."""
+    """Enums with members RH-Agents and the specification named otherwise. Their old names
+    are descriptors put on the class (``rh_parallel._old_names``): a renamed one warns and
+    gives the new member, a removed one raises an AttributeError naming its replacement (a
+    KeyError for ``ErrorStrategy["..."]``). No ``__getattr__`` from Python 3.12 on, where it
+    would slow every member lookup."""
 
     if not TYPE_CHECKING:  # type checkers keep refusing unknown members
+        if hasattr(EnumType, "__getattr__"):  # Python 3.11 has one: it must not hide the
+            # old names' errors (it runs after theirs) behind a bare AttributeError
 
-        def __getattr__(cls, name: str) -> Any:
-            member = cls.__dict__.get("_member_map_", {}).get(name)
-            if member is not None:  # a member Python 3.11 keeps out of the class dict
+            def __getattr__(cls, name: str) -> Any:
+                member = cls.__dict__.get("_member_map_", {}).get(name)
+                if member is not None:  # a member Python 3.11 keeps out of the class dict
+                    return member
+                return type.__getattribute__(cls, name)  # an old name's error, or Python's
+
+        def __getitem__(cls, name: str) -> Any:  # ErrorStrategy["COLLECT_ALL"]: an old name
+            member = cls._member_map_.get(name)  # read from a config file, say
+            if member is not None:
                 return member
-            if name.startswith("_"):  # never an old name: Python's own AttributeError
-                return type.__getattribute__(cls, name)
             from rh_parallel import _migration
 
-            return _migration.member(cls, name)
+            return _migration.member_item(cls, name)
 
 
 class EventType(StrEnum):
@@ -61,6 +71,12 @@ class ExecutionStatus(StrEnum, metaclass=_Renamed):
     REJECTED = "rejected"
     SKIPPED = "skipped"
     RECOVERED = "recovered"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Any:
+        from rh_parallel import _migration
+
+        return _migration.missing_value(cls, value)  # RH-Agents' "interrupted": names the fix
 
 
 class ResultStatus(StrEnum):
@@ -113,3 +129,7 @@ class ErrorStrategy(StrEnum, metaclass=_Renamed):
         from rh_parallel import _migration
 
         return _migration.missing_value(cls, value)  # "collect_all", with a warning
+
+
+install(ExecutionStatus)  # INTERRUPTED, ...: an AttributeError naming the replacement
+install(ErrorStrategy)  # COLLECT_ALL: FAIL_SLOW, with a DeprecationWarning

@@ -34,24 +34,48 @@ class ExecutionEvent(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     actor: BaseActor
+    """The actor the event calls."""
     tag: str = ""
+    """A label of your own, copied to every record of the event (not part of the address)."""
     address: str = ""
+    """On a record: the call's address in the execution tree, e.g. ``docs/doc-1``."""
     execution_status: ExecutionStatus | None = None
+    """On a record: the point of the lifecycle it reports (``started``, ``retrying``,
+    ``waiting``, then one terminal status); ``None`` on an event itself."""
     execution_time: float | None = None
+    """On a ``retrying`` or terminal record: seconds spent running so far, over all attempts."""
     queue_time: float | None = None
+    """On a group item's record: seconds spent waiting for a worker slot so far."""
     timestamp: float | None = None
+    """On a record: when it was made, in seconds since the epoch."""
     detail: str | None = None
+    """On a terminal record of an ok call, with ``ExecutionState(capture_io=True)``: the
+    result's ``repr``, cut to ``max_io_chars``."""
     message: str | None = None
+    """On a record: the error message of a failed call, the failure and delay of a retry, or
+    the rate limit a ``waiting`` item waits for."""
     error_type: str | None = None
+    """On a failed or ``retrying`` record: the exception's class name."""
     attempt: int = 1
+    """On a group item's record: the attempt it is about (1 for the first)."""
     group_id: str | None = None
+    """On a record: the id of the item's group; for a sequential event, of the group whose
+    item runs it (``None`` at top level)."""
     parallel_index: int | None = None
+    """On a group item's record: the item's position in its group, in add order."""
     is_parallel: bool = False
+    """True on the records of group items."""
     item_name: str | None = None
+    """On a group item's record: the item's name."""
     run_id: str | None = None
+    """On a record: the run's id."""
     cached: bool = False
+    """On a terminal record: whether the state's cache served the value."""
     trace_id: str | None = None
+    """On a record: the trace id (hex) of the call's span when it is traced, else of the span
+    current when the record was published (``None`` without one)."""
     span_id: str | None = None
+    """The span id (hex) that goes with ``trace_id``."""
 
     @model_validator(mode="before")
     @classmethod
@@ -76,6 +100,8 @@ class ExecutionEvent(BaseModel):
             return _migration.attribute(self, "ExecutionEvent", name)  # from_cache, ...
 
         def __class_getitem__(cls, params: Any) -> Any:
+            if cls is not ExecutionEvent:  # a generic subclass of the user's: pydantic's own
+                return super().__class_getitem__(params)
             from rh_parallel import _migration
 
             _migration.warn("ExecutionEvent[T]")  # RH-Agents' ExecutionEvent was generic

@@ -25,18 +25,32 @@ class ExecutionResult(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     ok: bool
+    """Whether it produced a value: true for status ``completed`` and ``recovered``."""
     result: Any = None
+    """The value the work returned, when ``ok``."""
     status: ResultStatus = ResultStatus.COMPLETED
+    """How it ended: ``completed``, ``recovered``, or ``failed``, ``timed_out``, ``rejected``,
+    ``skipped``, ``cancelled``."""
     error: BaseException | None = Field(default=None, exclude=True, repr=False)
+    """The exception itself; never serialized, so ``None`` in a result loaded from JSON."""
     error_type: str | None = None
+    """The exception's class name, e.g. ``TimeoutError`` (``None`` when ok)."""
     error_message: str | None = None
+    """The exception's message, ``str(error)`` (``None`` when ok)."""
     index: int | None = None
+    """The item's position in its group, in add order (``None`` for a sequential event)."""
     name: str | None = None
+    """The item's name: the one given to ``add()``, else its function's or actor's name."""
     group_id: str | None = None
+    """The id of the item's group (``None`` for a sequential event)."""
     attempts: int = 1
+    """Attempts made: 0 when the cache served the value; for ``recovered``, the earlier run's."""
     execution_time: float = 0.0
+    """Seconds spent running, over all attempts."""
     queue_time: float = 0.0
+    """Seconds spent waiting for a worker slot."""
     cached: bool = False
+    """Whether the state's cache served the value (the work did not run)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -46,8 +60,8 @@ class ExecutionResult(BaseModel):
         if isinstance(data, dict) and ("ok" not in data or data.keys() - cls.model_fields):
             from rh_parallel import _migration
 
-            if "ok" not in data:
-                raise ValueError(_migration.message("ExecutionResult.ok"))
+            if "ok" not in data and cls.model_fields["ok"].is_required():  # a subclass may
+                raise ValueError(_migration.message("ExecutionResult.ok"))  # give it a default
             return _migration.check_fields(cls, data, cls.model_fields)
         return data
 
@@ -63,6 +77,8 @@ class ExecutionResult(BaseModel):
             return _migration.attribute(self, "ExecutionResult", name)  # erro_message, ...
 
         def __class_getitem__(cls, params: Any) -> Any:
+            if cls is not ExecutionResult:  # a generic subclass of the user's: pydantic's own
+                return super().__class_getitem__(params)
             from rh_parallel import _migration
 
             _migration.warn("ExecutionResult[T]")  # RH-Agents' ExecutionResult was generic

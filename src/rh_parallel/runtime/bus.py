@@ -31,9 +31,11 @@ from asyncio.events import _get_running_loop
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator
 from threading import get_ident
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opentelemetry import trace
+
+from rh_parallel._old_names import install, public_dir
 
 __all__ = [
     "MAX_SUBSCRIBER_LABELS",
@@ -421,14 +423,8 @@ class EventBus:
     async def __aenter__(self) -> EventBus:
         return self
 
-    if not TYPE_CHECKING:  # type checkers keep refusing unknown attributes
-
-        def __getattr__(self, name: str) -> Any:
-            if name.startswith("_"):  # never an old name: Python's own AttributeError
-                return object.__getattribute__(self, name)
-            from rh_parallel import _migration
-
-            return _migration.attribute(self, "EventBus", name)  # RH-Agents' bus.events
+    def __dir__(self) -> list[str]:
+        return public_dir(self)  # without RH-Agents' names, which only raise
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
@@ -446,8 +442,18 @@ class _Published:
         _migration.warn("EventBus.publish")
         yield from ()
 
+    def __bool__(self) -> bool:
+        return False  # false, as the None that publish() is typed to return
+
+    def __repr__(self) -> str:  # what asyncio.create_task(bus.publish(record)) says it got
+        return (
+            "<the record is queued already: bus.publish(record) returns at once, with "
+            "nothing to await or to run as a task (docs/migration.md)>"
+        )
+
 
 _PUBLISHED = _Published()
+install(EventBus)  # RH-Agents' bus.events: an AttributeError naming the fix
 
 
 def _check(where: str, name: object, max_queue: object) -> None:
