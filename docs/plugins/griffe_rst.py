@@ -125,6 +125,14 @@ def _private(name: str) -> bool:
     return name.startswith("_") and not name.startswith("__")
 
 
+def _hide_init_value(obj: griffe.Object) -> None:
+    """An attribute set only in ``__init__`` (``self.store = store``) shows its name and
+    annotation, not the code that computes it: that code is the implementation, not a value
+    (a class attribute, an enum member's for one, keeps its value)."""
+    if isinstance(obj, griffe.Attribute) and obj.labels == {"instance-attribute"}:
+        obj.value = None
+
+
 def _hide_private(obj: griffe.Object) -> None:
     """Keep private names out of the reference: a parameter such as ``_clock=`` (a test hook,
     with a default) leaves the signature, a validator such as ``_known_fields`` the model's
@@ -139,13 +147,15 @@ def _hide_private(obj: griffe.Object) -> None:
 
 class RstDocstrings(griffe.Extension):
     """Convert the package's docstrings once it is loaded (every name can be resolved then),
-    and hide private parameters and validators. Listed after the ``dataclasses`` extension in
-    mkdocs.yml, so that a dataclass's generated ``__init__`` exists when this runs."""
+    hide private parameters and validators, and the code that sets instance attributes.
+    Listed after the ``dataclasses`` extension in mkdocs.yml, so that a dataclass's generated
+    ``__init__`` exists when this runs."""
 
     def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
         if pkg.name != PACKAGE:
             return
         for obj in _objects(pkg):
             _hide_private(obj)
+            _hide_init_value(obj)
             if obj.docstring is not None:
                 obj.docstring.value = to_markdown(obj.docstring.value, _resolver(obj))

@@ -30,7 +30,8 @@ class GroupTimeoutError(RhParallelError, TimeoutError):
 
     def __init__(self, message: str, results: Sequence[ExecutionResult] = ()) -> None:
         super().__init__(message)
-        self.results = list(results)
+        self.results: list[ExecutionResult] = list(results)
+        """Every item's result, in add order; the items the timeout stopped are ``timed_out``."""
 
 
 class FailureThresholdExceeded(RhParallelError):
@@ -39,7 +40,8 @@ class FailureThresholdExceeded(RhParallelError):
 
     def __init__(self, message: str, results: Sequence[ExecutionResult] = ()) -> None:
         super().__init__(message)
-        self.results = list(results)
+        self.results: list[ExecutionResult] = list(results)
+        """Every item's result, in add order; the items stopped early are ``cancelled``."""
 
 
 class CircuitOpenError(RhParallelError):
@@ -48,8 +50,12 @@ class CircuitOpenError(RhParallelError):
     def __init__(self, breaker: str, retry_after: float | None = None) -> None:
         hint = f"; it half-opens in {retry_after:.2f}s" if retry_after is not None else ""
         super().__init__(f"circuit breaker {breaker!r} is open{hint}")
-        self.breaker = breaker
-        self.retry_after = retry_after
+        self.breaker: str = breaker
+        """The name of the breaker that rejected the call."""
+        self.retry_after: float | None = retry_after
+        """Seconds until the breaker half-opens (``None`` when it is half-open already, with
+        every probe taken); a ``RetryPolicy(respect_retry_after=True)`` that retries this
+        error waits at least that long."""
 
 
 class DependencyFailedError(RhParallelError):
@@ -59,9 +65,12 @@ class DependencyFailedError(RhParallelError):
         super().__init__(
             f"item {item!r} skipped: its dependency {dependency!r} ended {dependency_status}"
         )
-        self.item = item
-        self.dependency = dependency
-        self.dependency_status = dependency_status
+        self.item: str = item
+        """The name of the skipped item."""
+        self.dependency: str = dependency
+        """The name of the dependency that did not complete ok."""
+        self.dependency_status: str = dependency_status
+        """How the dependency ended: ``failed``, ``timed_out``, ``cancelled``, ..."""
 
 
 class StoreError(RhParallelError):
@@ -70,7 +79,8 @@ class StoreError(RhParallelError):
 
     def __init__(self, message: str, path: str | None = None) -> None:
         super().__init__(message)
-        self.path = path
+        self.path: str | None = path
+        """The path of the store or cache file concerned (``None`` when there is none)."""
 
 
 class WorkerLostError(RhParallelError):

@@ -38,9 +38,13 @@ class RecordCapture:
     """
 
     def __init__(self, bus: EventBus) -> None:
-        self.bus = bus
+        self.bus: EventBus = bus
+        """The bus captured."""
         self.records: list[Any] = []
+        """Every record received so far, in publish order: ``ExecutionEvent`` and
+        ``ParallelEventGroup`` snapshots. Call :meth:`flush` first to have them all."""
         self.subscription: Subscription = bus.subscribe(self.records.append, name="capture")
+        """The bus subscription that fills :attr:`records` (:meth:`close` ends it)."""
 
     async def flush(self) -> list[Any]:
         """Wait for every published record to arrive; returns them."""
@@ -84,10 +88,14 @@ class ConcurrencyProbe:
     """
 
     def __init__(self) -> None:
-        self.current = 0
-        self.peak = 0
-        self.entered = 0
-        self.exited = 0
+        self.current: int = 0
+        """Calls running now."""
+        self.peak: int = 0
+        """The most calls seen running at once."""
+        self.entered: int = 0
+        """Calls started so far."""
+        self.exited: int = 0
+        """Calls ended so far (returned or raised)."""
 
     async def __aenter__(self) -> ConcurrencyProbe:
         self.current += 1
@@ -126,15 +134,23 @@ class InMemoryTelemetry:
     """
 
     def __init__(self, max_groups: int = 100) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.tracer_provider = TracerProvider()
+        self.exporter: InMemorySpanExporter = InMemorySpanExporter()
+        """The exporter finished spans go to (read them with :meth:`spans`)."""
+        self.tracer_provider: TracerProvider = TracerProvider()
+        """A private tracer provider that exports to :attr:`exporter` (the global one is left
+        alone)."""
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.registry = CollectorRegistry()
-        self.tracing = TracingObserver(self.tracer_provider)
-        self.metrics = MetricsObserver(self.registry, max_groups=max_groups)
+        self.registry: CollectorRegistry = CollectorRegistry()
+        """A private Prometheus registry the metrics are recorded in (read samples with
+        :meth:`sample`)."""
+        self.tracing: TracingObserver = TracingObserver(self.tracer_provider)
+        """The tracing observer, on :attr:`tracer_provider`."""
+        self.metrics: MetricsObserver = MetricsObserver(self.registry, max_groups=max_groups)
+        """The metrics observer, on :attr:`registry` (``max_groups`` caps its group labels)."""
 
     @property
     def observers(self) -> list[TracingObserver | MetricsObserver]:
+        """Both observers, for ``ExecutionState(observers=telemetry.observers)``."""
         return [self.tracing, self.metrics]
 
     def state(self, **kwargs: Any) -> ExecutionState:
@@ -158,4 +174,5 @@ class InMemoryTelemetry:
         return self.registry.get_sample_value(name, labels)
 
     def clear(self) -> None:
+        """Forget the finished spans (metrics keep counting)."""
         self.exporter.clear()

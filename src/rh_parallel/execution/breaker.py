@@ -134,7 +134,8 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = 0.0
         self._probes = 0
-        self.rejections = 0
+        self.rejections: int = 0
+        """Calls rejected so far (open, or half-open with every probe taken)."""
 
     @property
     def state(self) -> CircuitState:
@@ -145,6 +146,7 @@ class CircuitBreaker:
 
     @property
     def consecutive_failures(self) -> int:
+        """Failed calls in a row while the breaker was closed; a success sets it back to 0."""
         return self._failures
 
     def _recovery_due(self) -> bool:

@@ -46,7 +46,7 @@ class ParallelExecutionManager:
         name = name or "parallel"
         parent = current_scope.get() or state.root_scope
         address = parent.child_address(name)
-        self.group = ParallelEventGroup.trusted(
+        self.group: ParallelEventGroup = ParallelEventGroup.trusted(
             group_id=group_id(state.run_id, address),
             run_id=state.run_id,
             name=name,
@@ -56,6 +56,8 @@ class ParallelExecutionManager:
             max_workers=options.workers,
             error_strategy=options.error_strategy.value,
         )
+        """The group's live :class:`~rh_parallel.ParallelEventGroup`: its ids, counters,
+        status and errors, updated as items end (the bus gets copies)."""
         self._state = state
         self._run = GroupRun(
             self.group,
@@ -306,6 +308,7 @@ class ParallelExecutionManager:
         self._outcome()
 
     as_completed = stream
+    """Another name for :meth:`stream` (results in completion order)."""
 
     def gather_stream(self) -> AsyncIterator[ExecutionResult]:
         """Deprecated: the specification's name of :meth:`stream` (warns, then streams)."""

@@ -177,7 +177,8 @@ class AdaptiveLimit:
                 "classes, e.g. decrease_on=(openai.RateLimitError,)"
             )
         self.decrease_on = decrease_on
-        self.limit = initial
+        self.limit: int = initial
+        """The limit now: how many items may run at once (``initial`` until it adapts)."""
         self._successes = 0
         self._since_decrease = math.inf  # completions since the last decrease
 

@@ -29,13 +29,22 @@ class BaseActor(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True, extra="forbid")
 
     name: str = Field(min_length=1)
+    """What the actor is called: records, spans and addresses show it."""
     description: str = ""
+    """What the actor does, in a sentence (tools and agents put it on their spans)."""
     input_model: type[BaseModel]
+    """The pydantic model the input is validated against before the handler runs."""
     handler: Handler
+    """``async def handler(input_data, extra_context, state)``: the work itself."""
     output_model: type[BaseModel] | None = None
+    """The pydantic model the handler's return value is validated against (``None``: taken
+    as it is)."""
     event_type: EventType = EventType.TASK
+    """The kind of work; ``Agent``, ``Tool`` and ``LLM`` set it (span names, ``kind`` label)."""
     cacheable: bool = False
+    """Whether the state's cache may serve calls with an equal input (pure calls only)."""
     cache_ttl: float | None = None
+    """Seconds a cached value of this actor stays valid (``None``: the cache's default)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -92,7 +101,10 @@ class LLM(BaseActor):
 
     event_type: EventType = EventType.LLM_CALL
     model: str | None = Field(default=None, min_length=1)
+    """The model the calls request (``gen_ai.request.model``); the actor's ``name`` when not
+    given."""
     provider: str | None = Field(default=None, min_length=1)
+    """The GenAI provider (``gen_ai.provider.name``), e.g. ``openai``."""
 
     @model_validator(mode="before")
     @classmethod
@@ -112,4 +124,6 @@ class Agent(BaseActor):
 
     event_type: EventType = EventType.AGENT_CALL
     model: str | None = Field(default=None, min_length=1)
+    """The model the agent requests, if one (no default)."""
     provider: str | None = Field(default=None, min_length=1)
+    """The GenAI provider the agent runs on (``gen_ai.provider.name``), e.g. ``openai``."""

@@ -17,10 +17,16 @@ class GroupError(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     index: int
+    """The item's position in the group, in add order."""
     name: str
+    """The item's name: the one given to ``add()``, else its function's or actor's name."""
     status: str
+    """How the item ended: ``failed``, ``timed_out``, ``rejected`` or ``skipped`` (a
+    :class:`ResultStatus` value)."""
     error_type: str | None = None
+    """The exception's class name, as in the item's result."""
     error_message: str | None = None
+    """The exception's message, as in the item's result."""
 
 
 class ParallelEventGroup(BaseModel):
@@ -37,27 +43,52 @@ class ParallelEventGroup(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     group_id: str
+    """``grp-`` and 16 hex digits, derived from the run id and the address."""
     run_id: str | None = None
+    """The id of the run the group belongs to."""
     name: str = "parallel"
+    """The ``name=`` given to ``state.parallel()`` (``parallel`` when none was)."""
     address: str = ""
+    """The group's address in the execution tree: ``docs``, ``docs#1``, ``researcher/drafts``."""
     parent_group_id: str | None = None
+    """The id of the enclosing group: the one whose item's code opened this group (``None``
+    at top level)."""
     depth: int = 0
+    """How many items and events enclose the group: 0 at top level."""
     max_workers: int = 1
+    """How many items may run at once (with an ``AdaptiveLimit``, its value now)."""
     total: int = 0
+    """How many items the group has."""
     completed: int = 0
+    """Items that ended ok (``recovered`` and ``cached`` ones included)."""
     failed: int = 0
+    """Items that ended neither ok nor cancelled: failed, timed out, rejected or skipped."""
     cancelled: int = 0
+    """Items that ended with status ``cancelled``."""
     recovered: int = 0
+    """Completed items whose value a run store kept from an earlier run."""
     cached: int = 0
+    """Completed items whose value the state's cache served."""
     retries: int = 0
+    """Retries made, over all items."""
     status: GroupStatus = GroupStatus.PENDING
+    """``pending``, ``running``, then ``completed``, ``failed`` or ``cancelled``."""
     start_time: float | None = None
+    """When the group started running, in seconds since the epoch."""
     end_time: float | None = None
+    """When the group ended, in seconds since the epoch."""
     duration: float | None = None
+    """Seconds from start to end."""
     errors: list[GroupError] = Field(default_factory=list)
+    """One entry per failed item (not for cancelled ones), in the order they ended."""
     error_strategy: str = "fail_slow"
+    """The group's :class:`ErrorStrategy` value: ``fail_slow``, ``fail_fast`` or
+    ``fail_threshold``."""
     trace_id: str | None = None
+    """The trace id (hex) of the group's span when it is traced; on a record, else that of
+    the span current when it was published (``None`` without one)."""
     span_id: str | None = None
+    """The span id (hex) that goes with ``trace_id``."""
 
     @model_validator(mode="before")
     @classmethod

@@ -38,11 +38,20 @@ class GroupInfo:
         parent_item: ItemInfo | None,
         breaker: tuple[str, str] | None = None,
     ) -> None:
-        self.group = group
-        self.parent_item = parent_item
-        self.breaker = breaker  # (name, state) of the group's circuit breaker, if it has one
+        self.group: ParallelEventGroup = group
+        """The group's live model (its counters and status as they are now)."""
+        self.parent_item: ItemInfo | None = parent_item
+        """The item (or sequential event) whose code opened this group; ``None`` at top level."""
+        self.breaker: tuple[str, str] | None = breaker
+        """``(name, state)`` of the group's circuit breaker when the group started, or
+        ``None`` without one."""
         self.scratch: dict[object, Any] = {}
+        """Per-observer storage for this group's run: key it by the observer
+        (``group.scratch[self] = span``), so observers never see each other's entries."""
         self.deciding: ExecutionResult | None = None
+        """The result that decided a failed or cancelled outcome, set before ``on_group_end``
+        (see above); ``None`` before then, when the group completed, or when no item's result
+        explains it."""
 
 
 class ItemInfo:
@@ -74,18 +83,32 @@ class ItemInfo:
         group: GroupInfo | None,
         run_id: str | None = None,
     ) -> None:
-        self.index = index
-        self.name = name
-        self.address = address
-        self.event_type = event_type
-        self.kind = event_type.kind  # ``agent``, ``tool``, ``llm`` or ``task`` (metric label)
-        self.actor = actor
-        self.group = group
-        self.run_id = run_id
-        self.running = False  # it holds its slot for an attempt now (not backing off, not ended)
-        self.attempts = 0
-        self.queue_time = 0.0
+        self.index: int | None = index
+        """The item's position in its group, in add order (``None`` for a sequential event)."""
+        self.name: str = name
+        """The item's name: the one given to ``add()``, else its function's or actor's name."""
+        self.address: str = address
+        """The item's address in the execution tree: ``docs/doc-1``, ``docs/2:fetch``."""
+        self.event_type: EventType = event_type
+        """The kind of work: an actor's ``event_type``, ``TASK`` for other work."""
+        self.kind: str = event_type.kind
+        """``agent``, ``tool``, ``llm`` or ``task``: the ``kind`` metric label."""
+        self.actor: BaseActor | None = actor
+        """The actor of an event invocation, ``None`` for other work."""
+        self.group: GroupInfo | None = group
+        """The item's group (``None`` for a sequential event)."""
+        self.run_id: str | None = run_id
+        """The run's id."""
+        self.running: bool = False
+        """Whether an attempt runs now, holding the item's slot (not waiting to start, not
+        backing off before a retry, not ended)."""
+        self.attempts: int = 0
+        """Attempts started so far."""
+        self.queue_time: float = 0.0
+        """Seconds spent waiting for a worker slot so far."""
         self.scratch: dict[object, Any] | None = None
+        """Per-observer storage, as :attr:`GroupInfo.scratch`; ``None`` until an observer
+        sets it to a dict (most items never need one)."""
         # the item's own span, when a tracer records one: its records carry its ids, whatever
         # task publishes them (an item skipped or stopped is recorded from another one)
         self.span: Any = None

@@ -96,7 +96,8 @@ _instances_lock = threading.Lock()
 
 
 class MetricsObserver(ExecutionObserver, Collector):
-    """Records the metrics of DESIGN.md section 4 and serves them from ``registry``.
+    """Records the ``rh_parallel_*`` metrics and serves them from ``registry`` (names, types
+    and labels: the [telemetry reference](../telemetry-reference.md)).
 
     Use :meth:`for_registry` (the default state wiring does): a registry accepts each metric
     name once, so there is one observer per registry. ``max_groups``, ``max_breakers`` and

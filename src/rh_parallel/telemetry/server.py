@@ -20,16 +20,23 @@ class MetricsServer:
     """A running metrics endpoint; ``close()`` stops it."""
 
     server: WSGIServer
+    """The HTTP server (prometheus_client's)."""
     thread: threading.Thread
+    """The daemon thread that serves it."""
     addr: str
+    """The address it listens on, as given: ``127.0.0.1`` unless told otherwise."""
     port: int
+    """The port it listens on: the free one picked when ``port=0`` was asked."""
 
     @property
     def url(self) -> str:
+        """The endpoint to scrape, e.g. ``http://127.0.0.1:9464/metrics`` (an IPv6 address in
+        brackets)."""
         host = f"[{self.addr}]" if ":" in self.addr else self.addr
         return f"http://{host}:{self.port}/metrics"
 
     def close(self) -> None:
+        """Stop serving and free the port (waits up to 5 s for the thread to end)."""
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
