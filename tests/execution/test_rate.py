@@ -277,9 +277,11 @@ async def test_an_adaptive_limit_settles_near_the_capacity() -> None:
     async def run(max_workers: Any) -> tuple[int, int]:
         state = ExecutionState(observers=[])
         running = refused = 0
+        limits: list[int] = []  # the group's limit as each attempt starts
 
         async def call() -> str:
             nonlocal running, refused
+            limits.append(p.group.max_workers)
             running += 1
             try:
                 await asyncio.sleep(0.002)
@@ -296,10 +298,12 @@ async def test_an_adaptive_limit_settles_near_the_capacity() -> None:
                 p.add(call)
         results = await p.gather()
         assert all(r.ok for r in results)
-        return refused, p.group.max_workers
+        return refused, min(limits)
 
     adaptive = AdaptiveLimit(initial=8, min=1, max=16)
-    refused_adaptive, final = await run(adaptive)
+    refused_adaptive, lowest = await run(adaptive)
     refused_fixed, _ = await run(8)
-    assert adaptive.limit <= 4 and final <= 4  # the group follows at its next admission
+    # the group came down to the provider's capacity (as the last items finish without
+    # contention, the limit may climb back by one: additive increase)
+    assert lowest <= 3
     assert refused_adaptive < refused_fixed
