@@ -15,6 +15,7 @@ from rh_parallel import (
     GroupStatus,
     ParallelEventGroup,
     ResultStatus,
+    RetryPolicy,
 )
 from rh_parallel.testing import RecordCapture
 
@@ -277,3 +278,30 @@ async def test_records_keep_nothing_per_item_name(state: ExecutionState) -> None
     await capture.flush()
     assert len(capture.items(status=ExecutionStatus.COMPLETED)) == 2_000
     assert len(state.publisher._stand_ins) <= 256  # stand-in actors are reused, not hoarded
+
+
+async def test_current_address_names_the_running_item_the_same_on_every_attempt(
+    state: ExecutionState,
+) -> None:
+    """The address an idempotency key derives from: the running item's, nested groups
+    included, equal across attempts; None outside any item."""
+    seen: list[str | None] = []
+
+    async def page(n: int) -> int:
+        seen.append(state.current_address())
+        if len(seen) == 2:  # the document's own entry, then the page's first attempt
+            raise ConnectionError("first attempt fails")
+        return n
+
+    async def document() -> None:
+        seen.append(state.current_address())
+        async with state.parallel(name="pages", retry=RetryPolicy(initial_delay=0)) as q:
+            q.add("page-1", page, 1)
+
+    assert state.current_address() is None
+    async with state.parallel(name="docs") as p:
+        p.add("doc-3", document)
+        p.add(asyncio.sleep, 0)
+    assert (await p.gather())[0].ok
+    assert seen == ["docs/doc-3", "docs/doc-3/pages/page-1", "docs/doc-3/pages/page-1"]
+    assert state.current_address() is None

@@ -163,6 +163,16 @@ class ExecutionState:
         scope = current_scope.get()
         return scope.item if scope is not None else None
 
+    def current_address(self) -> str | None:
+        """The address of the item or sequential event whose code runs now (``docs/doc-3``,
+        or ``docs/doc-3/pages/page-1`` in a nested group), or None outside any.
+
+        It is the same on every attempt and on every resume of the run, so it is what to derive
+        an idempotency key from: ``f"{state.run_id}/{state.current_address()}"``.
+        """
+        scope = current_scope.get()
+        return (scope.address or None) if scope is not None else None
+
     # -- groups ---------------------------------------------------------------------------
 
     def parallel(
