@@ -63,10 +63,21 @@ from rh_parallel.model import (
     Tool,
 )
 from rh_parallel.runtime import EventBus
-from rh_parallel.telemetry import default_observers
 
-set_default_observers(default_observers)
-del set_default_observers, default_observers
+if _typing.TYPE_CHECKING:
+    from rh_parallel.runtime.observer import ExecutionObserver
+
+
+def _default_observers() -> list["ExecutionObserver"]:
+    """Tracing and Prometheus metrics: the telemetry layer (prometheus_client) loads with the
+    first state, not at import."""
+    from rh_parallel.telemetry import default_observers
+
+    return list(default_observers())
+
+
+set_default_observers(_default_observers)
+del set_default_observers
 
 if _typing.TYPE_CHECKING:
     from rh_parallel.console import EventPrinter, ParallelEventPrinter

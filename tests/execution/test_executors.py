@@ -186,7 +186,9 @@ async def test_the_loop_stays_responsive_while_cpu_bound_items_run(
     with pool_type(2) as pool:
         p = state.parallel(2, executor=pool)
         for _ in range(4):
-            p.add(spin, 0.1)
+            p.add(spin, 0.25)
         ticks, elapsed = await ticks_during(p.gather())
-    assert ticks >= 0.2 * elapsed / 0.005  # blocking the loop instead would give ~1 tick
+    # blocking the loop instead would give ~1 tick; two pure-Python threads holding the GIL
+    # in turns leave the loop 15-30% of its ticks on a shared 2-core machine
+    assert ticks >= 0.1 * elapsed / 0.005
     assert no_tasks_left()

@@ -16,15 +16,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import inspect
-import pickle
+import sys
 import threading
 import weakref
 from collections.abc import Callable
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol, runtime_checkable
 
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 
 from rh_parallel.exceptions import WorkerLostError
 
@@ -50,6 +49,8 @@ class ItemExecutor(Protocol):
 
 def trace_carrier() -> dict[str, str]:
     """The current trace context as W3C headers, to send along with a call."""
+    from opentelemetry import propagate  # loaded by as_item_executor(), not at import
+
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier
@@ -71,6 +72,8 @@ def invoke(
     awaitable) runs to completion on a loop of the worker's own. ``flush``: export the spans
     the call made before returning (a worker process may be stopped before its next batch).
     """
+    from opentelemetry import propagate
+
     token = otel_context.attach(propagate.extract(carrier)) if carrier else None
     try:
         value = function(*args)
@@ -84,6 +87,10 @@ def invoke(
             force_flush = getattr(trace.get_tracer_provider(), "force_flush", None)
             if force_flush is not None:
                 force_flush(5_000)
+
+
+class _NeverRaised(Exception):
+    """What a thread pool's adapter catches instead of ``BrokenProcessPool``."""
 
 
 def _qualified(function: Callable[..., Any]) -> str:
@@ -100,13 +107,20 @@ class FuturesExecutor:
 
     def __init__(self, executor: concurrent.futures.Executor) -> None:
         self.executor = executor
-        self.ships = isinstance(executor, concurrent.futures.ProcessPoolExecutor)
+        # the process-pool module (multiprocessing, pickle) loads only once a pool exists
+        process = sys.modules.get("concurrent.futures.process")
+        self.ships = process is not None and isinstance(executor, process.ProcessPoolExecutor)
+        self._broken: type[Exception] = (
+            process.BrokenProcessPool if process is not None else _NeverRaised
+        )
         self._lock = threading.Lock()
         self._replacement: concurrent.futures.ProcessPoolExecutor | None = None
 
     def check(self, function: Callable[..., Any], args: tuple[Any, ...], item: str) -> None:
         if not self.ships:
             return
+        import pickle
+
         try:
             pickle.dumps(function)
         except Exception as exc:
@@ -135,13 +149,13 @@ class FuturesExecutor:
         loop = asyncio.get_running_loop()
         try:
             future = loop.run_in_executor(pool, invoke, function, args, carrier, self.ships)
-        except BrokenProcessPool:  # broken by an earlier crash: this call runs on a fresh one
+        except self._broken:  # broken by an earlier crash: this call runs on a fresh one
             self._replace(pool)
             pool = self._pool()
             future = loop.run_in_executor(pool, invoke, function, args, carrier, self.ships)
         try:
             return await future
-        except BrokenProcessPool as exc:
+        except self._broken as exc:
             self._replace(pool)
             raise WorkerLostError(
                 f"the worker process running {_qualified(function)} died ({exc}); the process "
@@ -183,6 +197,10 @@ def as_item_executor(executor: object) -> ItemExecutor:
     A ``concurrent.futures.Executor`` gets one adapter however many groups share it (so a
     replaced process pool is shared too); an ``ItemExecutor`` (``RayExecutor``) is used as is.
     """
+    # the propagator loads here, as the group is made, not at import, nor while items run
+    # (an import on the loop while worker threads hold the GIL would stall it)
+    import opentelemetry.propagate  # noqa: F401
+
     if isinstance(executor, concurrent.futures.Executor):
         with _adapters_lock:
             adapter = _adapters.get(executor)

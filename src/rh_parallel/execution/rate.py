@@ -14,15 +14,15 @@ multiplicative decrease on rate-limit errors, within ``[min, max]``.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import math
 import time
 import weakref
-from typing import Any
-
-from aiolimiter import AsyncLimiter
+from typing import TYPE_CHECKING, Any
 
 from rh_parallel.execution.checks import check_count, check_real, show
+
+if TYPE_CHECKING:
+    from aiolimiter import AsyncLimiter
 
 __all__ = ["AdaptiveLimit", "RateLimit", "is_rate_limited", "retry_after"]
 
@@ -68,6 +68,8 @@ class RateLimit:
         loop = asyncio.get_running_loop()
         bucket = self._buckets.get(loop)
         if bucket is None:
+            from aiolimiter import AsyncLimiter  # loaded by the first limit used, not at import
+
             bucket = self._buckets[loop] = AsyncLimiter(1, self.interval)
         return bucket
 
@@ -117,6 +119,8 @@ def retry_after(error: BaseException | None) -> float | None:
     try:
         seconds = float(value)
     except (TypeError, ValueError):
+        import email.utils  # an HTTP date: rare, and the module costs ms at import
+
         try:
             when = email.utils.parsedate_to_datetime(str(value))
         except (TypeError, ValueError):

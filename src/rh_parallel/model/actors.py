@@ -26,7 +26,9 @@ class BaseActor(BaseModel):
     ``cache_ttl`` seconds, or the cache's default): use it for pure calls only.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True, extra="forbid")
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True, frozen=True, extra="forbid", defer_build=True
+    )
 
     name: str = Field(min_length=1)
     """What the actor is called: records, spans and addresses show it."""

@@ -31,7 +31,7 @@ class ExecutionEvent(BaseModel):
     the run's id on every record; ``cached`` marks a record of a value served by the cache.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", defer_build=True)
 
     actor: BaseActor
     """The actor the event calls."""

@@ -14,7 +14,7 @@ __all__ = ["GroupError", "ParallelEventGroup"]
 class GroupError(BaseModel):
     """One failed item of a group, as printers list it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     index: int
     """The item's position in the group, in add order."""
@@ -40,7 +40,7 @@ class ParallelEventGroup(BaseModel):
     another run different ones.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     group_id: str
     """``grp-`` and 16 hex digits, derived from the run id and the address."""

@@ -22,7 +22,7 @@ class ExecutionResult(BaseModel):
     ``attempts`` and ``execution_time`` are those of the run that computed it).
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", defer_build=True)
 
     ok: bool
     """Whether it produced a value: true for status ``completed`` and ``recovered``."""

@@ -20,10 +20,39 @@ stored as JSON by default (plain data back); ``serializer="pickle"`` keeps Pytho
 runs code when loading, so only use it for a store nobody else can write.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from rh_parallel.exceptions import StoreError
-from rh_parallel.store.memory import MemoryCache, MemoryStore
 from rh_parallel.store.protocols import ResultCache, RunStore, RunSummary, SavedItem
-from rh_parallel.store.sqlite import SQLiteCache, SQLiteStore
+
+if TYPE_CHECKING:
+    from rh_parallel.store.memory import MemoryCache, MemoryStore
+    from rh_parallel.store.sqlite import SQLiteCache, SQLiteStore
+
+# The backends load on first use: the executor needs only the protocols, and
+# `import rh_parallel` must stay fast for programs that keep no store (sqlite3, the writer).
+_LAZY = {
+    "MemoryCache": "rh_parallel.store.memory",
+    "MemoryStore": "rh_parallel.store.memory",
+    "SQLiteCache": "rh_parallel.store.sqlite",
+    "SQLiteStore": "rh_parallel.store.sqlite",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rh_parallel.store' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "MemoryCache",
