@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rh_parallel.exceptions import EventTimeoutError
-from rh_parallel.execution.items import Item, WorkKind, adopt
+from rh_parallel.execution.items import COROUTINE, Item, adopt
 from rh_parallel.execution.rate import retry_after
 from rh_parallel.execution.stopping import stopped_outcome
 from rh_parallel.model.enums import ResultStatus
@@ -21,7 +21,7 @@ from rh_parallel.model.results import ExecutionResult
 
 if TYPE_CHECKING:
     from rh_parallel.execution.options import GroupOptions
-    from rh_parallel.execution.rate import RateLimit
+    from rh_parallel.execution.rate import AdaptiveLimit, RateLimit
     from rh_parallel.execution.records import RecordPublisher
     from rh_parallel.execution.slots import GroupSlots
     from rh_parallel.execution.stopping import Stop
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["AttemptHost", "failed", "run_attempts"]
 
 _perf = time.perf_counter
+_COMPLETED = ResultStatus.COMPLETED
 
 
 class AttemptHost(Protocol):
@@ -43,6 +44,7 @@ class AttemptHost(Protocol):
     item_observers: ObserverSet | None
     stop: Stop | None
     rates: tuple[RateLimit, ...]
+    adaptive: AdaptiveLimit | None
 
     def give_back_slot(self, item: Item) -> None: ...
 
@@ -68,7 +70,7 @@ def _completed(item: Item, group_id: str, value: Any) -> ExecutionResult:
         {
             "ok": True,
             "result": value,
-            "status": ResultStatus.COMPLETED,
+            "status": _COMPLETED,
             "error": None,
             "error_type": None,
             "error_message": None,
@@ -135,7 +137,7 @@ async def run_attempts(host: AttemptHost, item: Item) -> ExecutionResult:
             try:
                 try:
                     if event_timeout is None:
-                        if item.work_kind is WorkKind.COROUTINE:
+                        if item.work_kind is COROUTINE:
                             value = await item.work  # type: ignore[misc]
                         else:
                             value = await item.make_attempt(attempt)
@@ -159,7 +161,7 @@ async def run_attempts(host: AttemptHost, item: Item) -> ExecutionResult:
                 result = failed(item, group_id, exc, ResultStatus.FAILED)
             else:
                 result = _completed(item, group_id, value)
-            adaptive = options.adaptive
+            adaptive = host.adaptive
             if adaptive is not None:
                 adaptive.observe(result.error if not result.ok else None)
             permit = item.permit

@@ -37,6 +37,13 @@ class WorkKind(IntEnum):
 
 
 _TASK_KIND = EventType.TASK.kind
+# The members as module globals for the per-item path: on Python 3.11 reading an Enum member
+# from its class costs about 90 ns, a global about 10.
+COROUTINE = WorkKind.COROUTINE
+AWAITABLE = WorkKind.AWAITABLE
+INVOCATION = WorkKind.INVOCATION
+SHIPPED = WorkKind.SHIPPED
+_TASK = EventType.TASK
 _FIX = "pass the function and its arguments, p.add(fetch, url), so each attempt calls it anew"
 
 
@@ -93,7 +100,7 @@ def check_work(work: object, args: tuple[Any, ...]) -> WorkKind:
                 f"coroutine {work.__qualname__} was already awaited (or is running); a "
                 f"coroutine runs once: {_FIX}"
             )
-        kind = WorkKind.COROUTINE
+        kind = COROUTINE
     elif inspect.iscoroutine(work):
         kind = WorkKind.AWAITABLE  # a coroutine-like object of another kind: awaited once
     elif inspect.isawaitable(work):
@@ -185,11 +192,11 @@ class Item(ItemInfo):
         self.explicit_name = explicit_name
         if explicit_name is not None:
             self.name = explicit_name
-        elif kind is WorkKind.COROUTINE:
+        elif kind is COROUTINE:
             self.name = work.__name__  # type: ignore[attr-defined]
         else:
             self.name = work_name(work, kind)
-        if kind is WorkKind.INVOCATION:
+        if kind is INVOCATION:
             assert isinstance(work, EventInvocation)
             self.actor: BaseActor | None = work.event.actor
             self.tag = work.event.tag
@@ -198,7 +205,7 @@ class Item(ItemInfo):
         else:
             self.actor = None
             self.tag = ""
-            self.event_type = EventType.TASK
+            self.event_type = _TASK
             self.kind = _TASK_KIND
         self.group = None
         self.scratch = None

@@ -9,10 +9,18 @@ from typing import TYPE_CHECKING, Any
 
 from rh_parallel.execution import dependencies
 from rh_parallel.execution.identity import user_cache_key
-from rh_parallel.execution.items import Item, WorkKind, check_work, close_work, work_name
+from rh_parallel.execution.items import (
+    AWAITABLE,
+    COROUTINE,
+    SHIPPED,
+    Item,
+    WorkKind,
+    check_work,
+    close_work,
+    work_name,
+)
 from rh_parallel.execution.options import GroupOptions
 from rh_parallel.execution.scheduler import GroupRun
-from rh_parallel.execution.slots import Loan
 from rh_parallel.execution.stopping import shown_in_stream
 from rh_parallel.model.enums import GroupStatus, ResultStatus
 from rh_parallel.model.groups import ParallelEventGroup
@@ -21,9 +29,17 @@ from rh_parallel.runtime.runs import group_id, item_leaf
 from rh_parallel.runtime.scope import current_scope
 
 if TYPE_CHECKING:
+    from rh_parallel.execution.rate import RateLimit
     from rh_parallel.execution.state import ExecutionState
 
 __all__ = ["ParallelExecutionManager"]
+
+
+def _rates(group_rate: RateLimit | None, state_rate: RateLimit | None) -> tuple[RateLimit, ...]:
+    """The rate limits a group's attempts wait for: its own, then the state's, once each."""
+    if group_rate is None and state_rate is None:
+        return ()
+    return tuple(dict.fromkeys(r for r in (group_rate, state_rate) if r))
 
 
 class ParallelExecutionManager:
@@ -68,7 +84,7 @@ class ParallelExecutionManager:
             parent.depth,
             state.recall,
             parent,
-            tuple(dict.fromkeys(r for r in (options.rate_limit, state.rate_limit) if r)),
+            _rates(options.rate_limit, state.rate_limit),
         )
         self._names: dict[str, int] = {}
         self._coroutines: set[int] = set()
@@ -119,7 +135,7 @@ class ParallelExecutionManager:
                 executor.check(work, work_args, name or work_name(work, kind))
                 kind = WorkKind.SHIPPED
             retry = self._run.options.retry
-            if kind in (WorkKind.COROUTINE, WorkKind.AWAITABLE) and retry and retry.retries:
+            if (kind is COROUTINE or kind is AWAITABLE) and retry and retry.retries:
                 what = "a bare coroutine" if kind is WorkKind.COROUTINE else "an awaitable"
                 raise TypeError(
                     f"group {self.group.name!r} retries failed items, but {what} can run "
@@ -140,7 +156,7 @@ class ParallelExecutionManager:
                 if asyncio.iscoroutine(arg) and id(arg) not in self._coroutines:
                     close_work(arg)
             raise
-        if kind is WorkKind.COROUTINE:
+        if kind is COROUTINE:
             if id(work) in self._coroutines:  # it belongs to an item already: leave it open
                 raise TypeError(
                     f"this coroutine ({work.__qualname__}) was already added to group "
@@ -148,13 +164,14 @@ class ParallelExecutionManager:
                     "arguments, p.add(fetch, url), to run it more than once"
                 )
             self._coroutines.add(id(work))  # the items keep the objects alive meanwhile
-        self._has_dependencies = self._has_dependencies or bool(deps)
+        if deps:
+            self._has_dependencies = True
         item = Item(index, work, work_args, kind, name, deps, self.group.run_id)
-        if kind is WorkKind.SHIPPED:
+        if kind is SHIPPED:
             item.executor = executor
         if cache_key is not None and self._run.recall is not None:
             item.cache_key = user_cache_key(cache_key)
-        item.address = f"{self.group.address}/{item_leaf(index, name, item.name)}"
+        item.address = self._inside + item_leaf(index, name, item.name)
         if name is not None:
             self._names[name] = index
         self._run.items.append(item)
@@ -243,15 +260,21 @@ class ParallelExecutionManager:
                 "for that group, which would never end; read other items' results with "
                 "depends_on=[...] and p.result_of()"
             )
-        async with Loan():
-            try:
-                await event.wait()
-            except asyncio.CancelledError:
-                self.cancel()  # also before it started (its start may be looking items up)
-                await self._run.wait_stopped()
-                if self._run.aborted is not None:  # a KeyboardInterrupt beats the cancel
-                    raise self._run.aborted from None
-                raise
+        # Loan() inlined (once per group): the caller's global slot is lent while it waits
+        lease = scope.lease if scope is not None else None
+        if lease is not None:
+            lease.lend()
+        try:
+            await event.wait()
+        except asyncio.CancelledError:
+            self.cancel()  # also before it started (its start may be looking items up)
+            await self._run.wait_stopped()
+            if self._run.aborted is not None:  # a KeyboardInterrupt beats the cancel
+                raise self._run.aborted from None
+            raise
+        finally:
+            if lease is not None:
+                await lease.end_loan()
 
     def _outcome(self) -> list[ExecutionResult]:
         self._delivered = True

@@ -23,7 +23,7 @@ from rh_parallel.exceptions import DependencyFailedError
 from rh_parallel.execution import dependencies, stopping
 from rh_parallel.execution.attempts import failed, run_attempts
 from rh_parallel.execution.group_recall import RecallingGroup
-from rh_parallel.execution.items import Item, WorkKind
+from rh_parallel.execution.items import INVOCATION, Item
 from rh_parallel.execution.slots import GlobalLease, GlobalLimiter, GroupSlots, Loan
 from rh_parallel.model.enums import GroupStatus, ResultStatus
 from rh_parallel.model.groups import GroupError, ParallelEventGroup
@@ -41,6 +41,7 @@ __all__ = ["GroupRun"]
 
 _perf = time.perf_counter
 _RECOVERED = ResultStatus.RECOVERED
+_RUNNING = GroupStatus.RUNNING
 
 
 class GroupRun(RecallingGroup):
@@ -68,6 +69,7 @@ class GroupRun(RecallingGroup):
         self.global_limiter = global_limiter
         self.depth = depth
         self.slots = GroupSlots(options.workers)
+        self.adaptive = options.adaptive  # read once per item end: a property of the options
         self.items: list[Item] = []
         self.results: list[ExecutionResult | None] = []
         self.completion_order: list[int] = []
@@ -123,18 +125,19 @@ class GroupRun(RecallingGroup):
         self._threshold = stopping.threshold_count(self.options.failure_threshold, total)
         fields = group.__dict__  # the live model, without pydantic's setattr per field
         fields["total"] = total
-        fields["status"] = GroupStatus.RUNNING
+        fields["status"] = _RUNNING
         fields["start_time"] = time.time()
         self._context = contextvars.copy_context()
         self._loop = asyncio.get_running_loop()
-        if self.observers:
+        if self.observers.observers:
             breaker = self.options.circuit_breaker
             self.info = GroupInfo(
                 group, parent_item, (breaker.name, breaker.state.value) if breaker else None
             )
             chosen = self.observers.on_group_start(self.info)
             self.item_observers = chosen if chosen.observers else None
-        self.publisher.group(group)
+        if self.publisher.bus._subscriptions:
+            self.publisher.group(group)
         now = _perf()
         recall = self.recall
         for item in self.items:
@@ -165,7 +168,7 @@ class GroupRun(RecallingGroup):
         breaker = self.options.circuit_breaker
         ready = self._ready
         slots = self.slots
-        adaptive = self.options.adaptive
+        adaptive = self.adaptive
         if adaptive is not None and adaptive.limit != slots.limit:
             self._resize(adaptive.limit)
         limiter = self.global_limiter
@@ -371,7 +374,7 @@ class GroupRun(RecallingGroup):
         item.task = None
         item.scope = None
         item.span = None
-        if item.work_kind is not WorkKind.INVOCATION:
+        if item.work_kind is not INVOCATION:
             item.work = None  # free the finished work now, not when the group ends
         if item.dependents:
             ready, skipped = dependencies.released_by(item, result.ok)
@@ -462,7 +465,8 @@ class GroupRun(RecallingGroup):
             if fields["status"] is not GroupStatus.COMPLETED:
                 self.info.deciding = self._deciding_failure()
             self.observers.on_group_end(self.info)
-        self.publisher.group(group)
+        if self.publisher.bus._subscriptions:
+            self.publisher.group(group)
         self.done.set()
         if self.progress is not None:
             self.progress.set()

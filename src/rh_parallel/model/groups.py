@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rh_parallel.model._assemble import assemble
 from rh_parallel.model.enums import GroupStatus
 
 __all__ = ["GroupError", "ParallelEventGroup"]
@@ -118,12 +119,7 @@ class ParallelEventGroup(BaseModel):
         values = _DEFAULTS.copy()
         values.update(fields)
         values["errors"] = list(fields.get("errors", ()))  # never a shared default list
-        group = cls.__new__(cls)
-        object.__setattr__(group, "__dict__", values)
-        object.__setattr__(group, "__pydantic_fields_set__", set(fields))
-        object.__setattr__(group, "__pydantic_extra__", None)
-        object.__setattr__(group, "__pydantic_private__", None)
-        return group
+        return assemble(cls, values, set(fields))
 
     @property
     def finished(self) -> int:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rh_parallel.model._assemble import assemble
 from rh_parallel.model.enums import ResultStatus
 
 __all__ = ["ExecutionResult", "describe"]
@@ -98,12 +99,7 @@ class ExecutionResult(BaseModel):
     @classmethod
     def from_complete(cls, values: dict[str, Any]) -> ExecutionResult:
         """A result from a dict that has every field already (no defaults, no validation)."""
-        result = cls.__new__(cls)
-        object.__setattr__(result, "__dict__", values)
-        object.__setattr__(result, "__pydantic_fields_set__", _ALL_FIELDS)
-        object.__setattr__(result, "__pydantic_extra__", None)
-        object.__setattr__(result, "__pydantic_private__", None)
-        return result
+        return assemble(cls, values, _ALL_FIELDS)
 
     @classmethod
     def success(cls, result: Any = None, **fields: Any) -> ExecutionResult:
