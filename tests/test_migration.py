@@ -224,6 +224,20 @@ async def _parallel_execute() -> None:
     assert named["doc1"].result == 1
 
 
+@check("ParallelExecutionManager.gather(items)")
+async def _gather_items() -> None:
+    async with new_state().parallel(2) as p:
+        with pytest.raises(TypeError, match=r"p\.gather\(\) takes no arguments"):
+            await p.gather([fetch(1)])  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"p\.gather_dict\(\) takes no arguments"):
+            await p.gather_dict({"doc1": fetch(1)})  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"p\.stream\(\) and p\.as_completed\(\) take"):
+            [r async for r in p.stream([fetch(1)])]  # type: ignore[arg-type]
+        p.add(fetch, 1)  # the coroutines given were closed (-W error), the group still runs
+    assert [r.result for r in await p.gather()] == [1]
+    [r async for r in p.as_completed([fetch(2)])]  # type: ignore[arg-type]
+
+
 @check("parallel.timeout")
 async def _timeout() -> None:
     try:
@@ -233,6 +247,14 @@ async def _timeout() -> None:
         assert [r.status for r in exc.results] == ["timed_out"]  # type: ignore[attr-defined]
     else:
         raise AssertionError("the group did not time out")
+
+
+@check("parallel(positional)")
+def _positional_strategy() -> None:
+    spelled = r"here: error_strategy=ErrorStrategy\.FAIL_FAST, timeout=30"
+    with pytest.raises(TypeError, match=spelled):
+        new_state().parallel(5, ErrorStrategy.FAIL_FAST, 30)  # type: ignore[arg-type]
+    new_state().parallel(5, ErrorStrategy.FAIL_FAST)  # type: ignore[arg-type]
 
 
 @check("ParallelEventGroup.execution_time")
@@ -381,6 +403,49 @@ def _request_interrupt() -> None:
     new_state().request_interrupt()  # type: ignore[attr-defined]
 
 
+@check("ExecutionState.state_id")
+def _state_id() -> None:
+    state = ExecutionState(observers=[], run_id="ingest-1")
+    assert state.state_id == "ingest-1"  # type: ignore[attr-defined]
+
+
+def _state_reads(name: str) -> Check:
+    def read() -> None:
+        getattr(new_state(), name)
+
+    return read
+
+
+for _name in (
+    "storage",
+    "add_step_result",
+    "get_steps_result",
+    "get_last_step_result",
+    "get_all_steps_results",
+    "save_checkpoint",
+    "to_snapshot",
+    "replay_mode",
+    "resume_from_address",
+    "set_timeout",
+    "cancel_timeout",
+    "get_current_address",
+    "push_context",
+    "pop_context",
+    "execution_stack",
+):
+    check(f"ExecutionState.{_name}")(_state_reads(_name))
+
+
+@check("ExecutionState.load_from_state_id")
+def _load_from_state_id() -> None:
+    ExecutionState.load_from_state_id("run-1", None)  # type: ignore[attr-defined]
+
+
+@check("ExecutionState.from_snapshot")
+def _from_snapshot() -> None:
+    ExecutionState.from_snapshot({})  # type: ignore[attr-defined]
+
+
 @check("ExecutionState.event_bus")
 def _event_bus() -> None:
     bus = EventBus()
@@ -400,6 +465,16 @@ async def _awaited_publish() -> None:
 @check("EventBus.events")
 def _bus_events() -> None:
     EventBus().events  # type: ignore[attr-defined]  # noqa: B018
+
+
+@check("EventBus.subscribers")
+def _bus_subscribers() -> None:
+    EventBus().subscribers  # type: ignore[attr-defined]  # noqa: B018
+
+
+@check("EventBus.queue")
+def _bus_queue() -> None:
+    EventBus().queue  # type: ignore[attr-defined]  # noqa: B018
 
 
 @check("EventBus.subscribe")
@@ -729,6 +804,12 @@ def test_old_member_names_and_values_name_the_new_spelling() -> None:
         ExecutionStatus["INTERRUPTED"]
     with pytest.raises(ValueError, match=r"Instead: ExecutionStatus\.CANCELLED"):
         ExecutionStatus("interrupted")
+    with pytest.raises(ValidationError, match=r"Instead: ExecutionStatus\.CANCELLED"):
+        ExecutionEvent(actor=DOUBLE, execution_status="interrupted")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match=r"Input should be 'started'"):  # pydantic's own
+        ExecutionEvent(actor=DOUBLE, execution_status="nope")  # type: ignore[arg-type]
+    done = ExecutionEvent(actor=DOUBLE, execution_status="completed")  # type: ignore[arg-type]
+    assert done.execution_status is ExecutionStatus.COMPLETED
     with pytest.raises(KeyError, match=r"^'NOPE'$"):
         ErrorStrategy["NOPE"]
     with pytest.raises(ValueError, match=r"^'nope' is not a valid ExecutionStatus$"):

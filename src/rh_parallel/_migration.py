@@ -21,9 +21,9 @@ import sys
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum, StrEnum
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NoReturn, TypedDict
 
 if TYPE_CHECKING:
     from rh_parallel.execution.retry import RetryPolicy
@@ -246,6 +246,17 @@ SPELLINGS: tuple[Spelling, ...] = (
         "A list gives a list, a mapping a dict with your keys.",
     ),
     Spelling(
+        "ParallelExecutionManager.gather(items)",
+        GROUPS,
+        "spec",
+        "`p.gather([...])`, `p.gather_dict({...})`, `p.stream([...])`, `p.as_completed([...])`",
+        "`p.add(...)` for each item, then `p.gather()`; or `state.parallel_execute([...])`",
+        R,
+        "A group's work is added with `p.add()`; the methods that read results take no "
+        "arguments. `state.parallel_execute()` runs a list or a mapping in one call.",
+        "TypeError",
+    ),
+    Spelling(
         "parallel.timeout",
         GROUPS,
         "RH-Agents",
@@ -254,6 +265,17 @@ SPELLINGS: tuple[Spelling, ...] = (
         S,
         "Raises `GroupTimeoutError`, a `TimeoutError`, so `except asyncio.TimeoutError` still "
         "catches it; it carries `.results`.",
+    ),
+    Spelling(
+        "parallel(positional)",
+        GROUPS,
+        "RH-Agents",
+        "`state.parallel(5, ErrorStrategy.FAIL_FAST)`",
+        "`state.parallel(5, error_strategy=ErrorStrategy.FAIL_FAST)`",
+        R,
+        "Only `max_workers` is positional; the other settings are keywords (RH-Agents took "
+        "`error_strategy`, `timeout` and `name` by position too).",
+        "TypeError",
     ),
     Spelling(
         "ParallelEventGroup.execution_time",
@@ -563,6 +585,194 @@ SPELLINGS: tuple[Spelling, ...] = (
         "AttributeError",
     ),
     Spelling(
+        "ExecutionState.state_id",
+        STATE,
+        "RH-Agents",
+        "`state.state_id`",
+        "`state.run_id`",
+        W,
+        "The run's id, on every record (time-sortable, not a UUID). Read-only under the old "
+        "name: set it with `ExecutionState(run_id=...)`.",
+        target="run_id",
+    ),
+    Spelling(
+        "ExecutionState.storage",
+        STATE,
+        "RH-Agents",
+        "`state.storage`",
+        "return values, `p.result_of(name)`; saved results in a `store=`",
+        R,
+        "The state holds no key-value store: a step returns its value, a dependent item reads "
+        "its inputs with `p.result_of()`, and a run store saves completed results.",
+        "AttributeError",
+    ),
+    Spelling(
+        "ExecutionState.add_step_result",
+        STATE,
+        "RH-Agents",
+        "`state.add_step_result(i, value)`",
+        "return the value from the step",
+        R,
+        "As for `storage`: values come back from `await event(...)` and `p.gather()`.",
+        "AttributeError",
+    ),
+    Spelling(
+        "ExecutionState.get_steps_result",
+        STATE,
+        "RH-Agents",
+        "`state.get_steps_result([i, j])`",
+        "the results of `p.gather()`, or `p.result_of(name)`",
+        R,
+        "As for `storage`.",
+        "AttributeError",
+    ),
+    Spelling(
+        "ExecutionState.get_last_step_result",
+        STATE,
+        "RH-Agents",
+        "`state.get_last_step_result()`",
+        "the result of the last `await event(...)`",
+        R,
+        "As for `storage`.",
+        "AttributeError",
+    ),
+    Spelling(
+        "ExecutionState.get_all_steps_results",
+        STATE,
+        "RH-Agents",
+        "`state.get_all_steps_results()`",
+        "`await p.gather_dict()`",
+        R,
+        "As for `storage`.",
+        "AttributeError",
+    ),
+    Spelling(
+        "ExecutionState.save_checkpoint",
+        STATE,
+        "RH-Agents",
+        "`state.save_checkpoint()`",
+        '`ExecutionState(store=SQLiteStore("runs.db"), run_id=...)`',
+        R,
+        "A run store saves each item as it completes (durable runs); there is no snapshot of "
+        "the state to take.",
+        "AttributeError",
+    ),
+    Spelling(
+        "ExecutionState.to_snapshot",
+        STATE,
+        "RH-Agents",
+        "`state.to_snapshot()`",
+        '`ExecutionState(store=SQLiteStore("runs.db"), run_id=...)`',
+        R,
+        "As for `save_checkpoint`.",
+        "AttributeError",
+    ),
+    Spelling(
+        "ExecutionState.load_from_state_id",
+        STATE,
+        "RH-Agents",
+        "`ExecutionState.load_from_state_id(state_id, backend)`",
+        "`ExecutionState(store=..., run_id=...)` with the run's `run_id`",
+        R,
+        "Running the program again with the same store and run id recovers the completed "
+        "items (status `recovered`) and runs the rest.",
+        "AttributeError",
+    ),
+    Spelling(
+        "ExecutionState.from_snapshot",
+        STATE,
+        "RH-Agents",
+        "`ExecutionState.from_snapshot(snapshot)`",
+        "`ExecutionState(store=..., run_id=...)` with the run's `run_id`",
+        R,
+        "As for `load_from_state_id`.",
+        "AttributeError",
+    ),
+    Spelling(
+        "ExecutionState.replay_mode",
+        STATE,
+        "RH-Agents",
+        "`state.replay_mode`",
+        "the same `run_id` to resume, a new one (or none) to run everything again",
+        R,
+        "A resumed run recovers every item its store saved and runs the rest; there are no "
+        "replay modes.",
+        "AttributeError",
+    ),
+    Spelling(
+        "ExecutionState.resume_from_address",
+        STATE,
+        "RH-Agents",
+        "`state.resume_from_address`",
+        "the same `run_id` to resume, a new one (or none) to run everything again",
+        R,
+        "As for `replay_mode`: what a run resumes is what its store saved, not a point.",
+        "AttributeError",
+    ),
+    Spelling(
+        "ExecutionState.set_timeout",
+        STATE,
+        "RH-Agents",
+        "`state.set_timeout(S)`",
+        "`state.parallel(timeout=S)`, or `async with asyncio.timeout(S)`",
+        R,
+        "A timeout bounds a group (`GroupTimeoutError`) or any block, with asyncio's own; "
+        "there is no state-wide interrupt.",
+        "AttributeError",
+    ),
+    Spelling(
+        "ExecutionState.cancel_timeout",
+        STATE,
+        "RH-Agents",
+        "`state.cancel_timeout()`",
+        "leaving the `async with asyncio.timeout(S)` block",
+        R,
+        "As for `set_timeout`: a timeout ends with its group or block.",
+        "AttributeError",
+    ),
+    Spelling(
+        "ExecutionState.get_current_address",
+        STATE,
+        "RH-Agents",
+        "`state.get_current_address(event_type)`",
+        "`state.current_address()`",
+        R,
+        "No event type: the address (`docs/doc-3`) of the item or event whose code runs now, "
+        "or `None` outside any.",
+        "AttributeError",
+    ),
+    Spelling(
+        "ExecutionState.push_context",
+        STATE,
+        "RH-Agents",
+        "`state.push_context(name)`",
+        "a group's `name=`, an item's `name=`, or an event (addresses follow them)",
+        R,
+        "The executor builds each address from the groups, items and events that run; there "
+        "is no stack to push to.",
+        "AttributeError",
+    ),
+    Spelling(
+        "ExecutionState.pop_context",
+        STATE,
+        "RH-Agents",
+        "`state.pop_context()`",
+        "nothing: a level ends with its group, item or event",
+        R,
+        "As for `push_context`.",
+        "AttributeError",
+    ),
+    Spelling(
+        "ExecutionState.execution_stack",
+        STATE,
+        "RH-Agents",
+        "`state.execution_stack`",
+        "`state.current_address()` (its levels joined by `/`)",
+        R,
+        "As for `push_context`.",
+        "AttributeError",
+    ),
+    Spelling(
         "ExecutionState.event_bus",
         STATE,
         "both",
@@ -590,6 +800,28 @@ SPELLINGS: tuple[Spelling, ...] = (
         "`bus.subscribe(handler)` or `bus.stream()`",
         R,
         "The bus keeps no history: a record lives only in the queues of its subscribers.",
+        "AttributeError",
+    ),
+    Spelling(
+        "EventBus.subscribers",
+        STATE,
+        "RH-Agents",
+        "`bus.subscribers`",
+        "the `Subscription` that `bus.subscribe()` returns (`.unsubscribe()`), "
+        "`bus.has_subscribers`",
+        R,
+        "Subscribers are no list to edit: each has its own queue and task, and leaves with "
+        "`unsubscribe()`.",
+        "AttributeError",
+    ),
+    Spelling(
+        "EventBus.queue",
+        STATE,
+        "RH-Agents",
+        "`bus.queue`",
+        "`async for record in bus.stream()`",
+        R,
+        "The bus has no queue of its own: each subscriber and each stream has a bounded one.",
         "AttributeError",
     ),
     Spelling(
@@ -977,6 +1209,57 @@ def group_retry(legacy: Mapping[str, Any], retry: RetryPolicy | None) -> RetryPo
     key = "parallel.max_retries" if "max_retries" in legacy else "parallel.retry_delay"
     warn(key, f"here: retry=RetryPolicy({spelled})")
     return policy
+
+
+# RH-Agents' order of state.parallel()'s parameters after max_workers
+_PARALLEL_POSITIONS = (
+    "error_strategy",
+    "timeout",
+    "name",
+    "max_retries",
+    "retry_delay",
+    "circuit_breaker_threshold",
+    "circuit_breaker_timeout",
+)
+
+
+def refuse_positions(values: tuple[Any, ...]) -> NoReturn:
+    """``state.parallel(5, ErrorStrategy.FAIL_FAST)``: a TypeError that spells the keywords
+    RH-Agents' positions stood for."""
+    spelled = ", ".join(
+        f"{name}={_spell(value)}" for name, value in zip(_PARALLEL_POSITIONS, values, strict=False)
+    )
+    detail = f"here: {spelled}" if len(values) <= len(_PARALLEL_POSITIONS) else ""
+    raise TypeError(message("parallel(positional)", detail))
+
+
+def _spell(value: object) -> str:
+    if isinstance(value, Enum):
+        return f"{type(value).__name__}.{value.name}"
+    return repr(value)
+
+
+def refuse_items(method: str, items: tuple[Any, ...]) -> NoReturn:
+    """The specification's ``p.gather([...])`` (and ``gather_dict``, ``stream``,
+    ``as_completed``): a TypeError naming ``p.add()``, after closing the work it was given
+    (no coroutine is left un-awaited)."""
+    from rh_parallel.execution.items import close_work
+
+    for given in items:
+        if isinstance(given, Mapping):
+            works: Iterable[Any] = given.values()
+        elif isinstance(given, list | tuple | set):
+            works = given
+        else:
+            works = (given,)
+        for work in works:
+            close_work(work)
+    detail = (
+        "p.stream() and p.as_completed() take no arguments"
+        if method == "stream"
+        else f"p.{method}() takes no arguments"
+    )
+    raise TypeError(message("ParallelExecutionManager.gather(items)", detail))
 
 
 def refuse_options(

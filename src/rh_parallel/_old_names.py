@@ -17,8 +17,31 @@ from typing import Any
 __all__ = ["OLD_NAMES", "OldName", "install", "public_dir"]
 
 OLD_NAMES: dict[str, tuple[str, ...]] = {
-    "ExecutionState": ("history", "log", "request_interrupt", "parallel_execute_stream"),
-    "EventBus": ("events",),
+    "ExecutionState": (
+        "history",
+        "log",
+        "request_interrupt",
+        "parallel_execute_stream",
+        "state_id",
+        "storage",
+        "add_step_result",
+        "get_steps_result",
+        "get_last_step_result",
+        "get_all_steps_results",
+        "save_checkpoint",
+        "to_snapshot",
+        "load_from_state_id",
+        "from_snapshot",
+        "replay_mode",
+        "resume_from_address",
+        "set_timeout",
+        "cancel_timeout",
+        "get_current_address",
+        "push_context",
+        "pop_context",
+        "execution_stack",
+    ),
+    "EventBus": ("events", "subscribers", "queue"),
     "ErrorStrategy": ("COLLECT_ALL",),
     "ExecutionStatus": ("INTERRUPTED", "CANCELLING", "AWAITING", "HUMAN_INTERVENTION"),
 }

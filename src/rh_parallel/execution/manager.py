@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Never
 
 from rh_parallel.execution import dependencies
 from rh_parallel.execution.identity import user_cache_key
@@ -288,28 +288,44 @@ class ParallelExecutionManager:
         """Every item's result in add order (``None`` for items that have not ended)."""
         return list(self._run.results)
 
-    async def gather(self) -> list[ExecutionResult]:
-        """Run the group (if it has not run) and return a new list of results in add order."""
+    async def gather(self, *items: Never) -> list[ExecutionResult]:
+        """Run the group (if it has not run) and return a new list of results in add order.
+
+        It takes no work (``items``: the specification's ``p.gather([...])`` is a TypeError
+        naming ``p.add()``)."""
+        if items:
+            from rh_parallel import _migration
+
+            _migration.refuse_items("gather", items)
         await self._start()
         if not self._run.done.is_set():
             await self._wait(self._run.done)
         return self._outcome()
 
-    async def gather_dict(self) -> dict[str, ExecutionResult]:
+    async def gather_dict(self, *items: Never) -> dict[str, ExecutionResult]:
         """Like ``gather()``, keyed by item name (an unnamed item: its index as a string)."""
+        if items:
+            from rh_parallel import _migration
+
+            _migration.refuse_items("gather_dict", items)
         results = await self.gather()
         return {
             (item.explicit_name if item.explicit_name is not None else str(item.index)): result
             for item, result in zip(self._run.items, results, strict=True)
         }
 
-    async def stream(self) -> AsyncIterator[ExecutionResult]:
+    async def stream(self, *items: Never) -> AsyncIterator[ExecutionResult]:
         """Yield results in completion order as they finish.
 
         Under FAIL_FAST or a threshold, the failing result is yielded, then what ``gather()``
         would raise is raised. Inside an item, a stream left early is stopped when the item
-        ends (a nested group never outlives its item).
+        ends (a nested group never outlives its item). It takes no work (``items``: the
+        specification's ``p.stream([...])`` is a TypeError naming ``p.add()``).
         """
+        if items:
+            from rh_parallel import _migration
+
+            _migration.refuse_items("stream", items)
         run = self._run
         await self._start()
         if run.progress is None:

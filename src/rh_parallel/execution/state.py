@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Unpack, overload
+from typing import TYPE_CHECKING, Any, Never, Unpack, overload
 
 from rh_parallel._old_names import install, public_dir
 from rh_parallel.execution.breaker import CircuitBreaker
@@ -178,7 +178,7 @@ class ExecutionState:
     def parallel(
         self,
         max_workers: int | AdaptiveLimit = 5,
-        *,
+        *legacy_positions: Never,
         name: str | None = None,
         error_strategy: ErrorStrategy = ErrorStrategy.FAIL_SLOW,
         failure_threshold: int | float | None = None,
@@ -202,7 +202,9 @@ class ExecutionState:
         ``max_workers`` may be an ``AdaptiveLimit`` that follows the provider's capacity.
         ``legacy_options``: RH-Agents' ``max_retries=`` / ``retry_delay=``, still accepted
         with a DeprecationWarning that spells the ``retry=`` to pass (see the
-        [migration guide](../migration.md)).
+        [migration guide](../migration.md)). Only ``max_workers`` is positional: RH-Agents'
+        ``state.parallel(5, ErrorStrategy.FAIL_FAST)`` is a TypeError that spells the keywords
+        (``legacy_positions``).
         Examples::
 
             # stop at the first failure and re-raise it
@@ -217,6 +219,10 @@ class ExecutionState:
             # an item that waits for others and reads their results
             p.add("report", report, p, depends_on=["a", "b"])   # report reads p.result_of()
         """
+        if legacy_positions:  # RH-Agents' parallel(5, ErrorStrategy.FAIL_FAST): refused
+            from rh_parallel import _migration
+
+            _migration.refuse_positions(legacy_positions)
         if legacy_options:  # RH-Agents' max_retries= / retry_delay=, with a warning
             from rh_parallel import _migration
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from rh_parallel.model.actors import BaseActor
 from rh_parallel.model.enums import ExecutionStatus
@@ -87,6 +87,19 @@ class ExecutionEvent(BaseModel):
 
             return _migration.check_fields(cls, data, cls.model_fields)
         return data
+
+    @field_validator("execution_status", mode="before")
+    @classmethod
+    def _old_status(cls, value: Any) -> Any:
+        """RH-Agents' ``"interrupted"`` (and its other statuses) is an error naming the new
+        status: pydantic's enum check would swallow the one ``ExecutionStatus._missing_``
+        raises. Runs only when the field is given (records are built without validation)."""
+        if isinstance(value, str) and value not in ExecutionStatus._value2member_map_:
+            from rh_parallel import _migration
+
+            member = _migration.missing_value(ExecutionStatus, value)  # raises for "interrupted"
+            return value if member is None else member  # anything else: pydantic's own error
+        return value
 
     if not TYPE_CHECKING:  # type checkers keep refusing unknown attributes
 
