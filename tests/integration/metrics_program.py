@@ -13,8 +13,11 @@ and waits for a line on stdin (the test sends one once Prometheus scrapes it). T
    module that reads it sees the same, monotonic clock; only the one item runs across the
    jump, so no other duration or queue wait includes it. Nothing else is faked: the item
    goes through the real scheduler, observer hooks, collector and HTTP endpoint.
-2. ``rate limited``: 20 items behind ``RateLimit(20, per=1.0, name="provider-api")``: their
-   starts are spaced 50 ms apart, so they wait about 0 + 0.05 + ... + 0.95 = 9.5 s in all.
+2. ``rate limited``: 20 items behind ``RateLimit(10, per=1.0, name="provider-api")``: their
+   starts are spaced 100 ms apart, so they wait about 0 + 0.1 + ... + 1.9 = 19 s in all. The
+   waits end over 1.9 s, longer than a scrape interval (1 s), so some scrape falls inside
+   them: the counter's series is born at the first wait, and ``rate()`` needs a later, higher
+   sample to see it grow.
 3. the cap workload of :mod:`tests.telemetry.cap_workload`: 120 group names (100 kept, the
    rest folded into ``_other``) with every kind, completed and failed after a retry, events
    outside groups and a breaker that trips.
@@ -71,7 +74,7 @@ async def run() -> None:
         p.add("research", researcher(Topic(topic="metrics"), None, state))
     (result,) = await p.gather()
     assert result.ok and result.execution_time >= LONG_RUN, result
-    provider = RateLimit(20, per=1.0, name="provider-api")
+    provider = RateLimit(10, per=1.0, name="provider-api")
     async with state.parallel(20, name="rate limited", rate_limit=provider) as q:
         for _ in range(20):
             q.add(asyncio.sleep, 0)

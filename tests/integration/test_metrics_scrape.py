@@ -110,8 +110,8 @@ def test_the_duration_panel_shows_the_four_minute_run_between_two_and_five_minut
 
 def test_the_rate_limit_panel_shows_the_waits_by_limiter(scraped: Scraped) -> None:
     """The resilience dashboard's rate-limit panel, over the run: one line, the limiter
-    "provider-api", above 0 while its 20 items waited; the counter holds about the 9.5 s
-    they waited in all (their starts 50 ms apart)."""
+    "provider-api", above 0 while its 20 items waited; the counter holds about the 19 s
+    they waited in all (their starts 100 ms apart)."""
     (expr,) = [q for _, title, q in panel_queries() if title == RATE_LIMIT_PANEL]
     promql = expr.replace("$__rate_interval", "10s")
     result = scraped.server.query_range(promql, scraped.started, scraped.ready + 2, 1.0)
@@ -120,7 +120,7 @@ def test_the_rate_limit_panel_shows_the_waits_by_limiter(scraped: Scraped) -> No
     (total,) = scraped.server.query(
         'last_over_time(rh_parallel_rate_limited_seconds_total{limiter="provider-api"}[20s])'
     )
-    assert 7 < float(total["value"][1]) < 12
+    assert 15 < float(total["value"][1]) < 23
 
 
 def test_series_at_the_group_cap_stay_under_the_stated_bound(scraped: Scraped) -> None:
